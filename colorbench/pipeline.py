@@ -18,7 +18,7 @@ import torch.nn.functional as F
 
 from . import color
 from .io import ImageSource, load_image
-from .models import create_model
+from .models import DEFAULT_MODEL, create_model
 from .models.base import Colorizer
 
 __all__ = ["colorize", "colorize_batch", "predict_ab", "get_model", "lightness", "recombine"]
@@ -92,7 +92,7 @@ def recombine(L: torch.Tensor, ab_small: torch.Tensor, keep_lightness: bool = Tr
     return out
 
 
-def colorize(image: ImageSource, model: Union[str, Colorizer] = "eccv16", *, size: Optional[int] = None,
+def colorize(image: ImageSource, model: Union[str, Colorizer] = DEFAULT_MODEL, *, size: Optional[int] = None,
              T: Optional[float] = None, hints: Optional[Sequence] = None, keep_lightness: bool = True,
              pretrained: Union[bool, str] = True, max_pixels: Optional[int] = None) -> np.ndarray:
     """Colorize one image at its full resolution.
@@ -115,7 +115,7 @@ def colorize(image: ImageSource, model: Union[str, Colorizer] = "eccv16", *, siz
                           keep_lightness=keep_lightness, pretrained=pretrained)[0]
 
 
-def colorize_batch(images: Iterable[ImageSource], model: Union[str, Colorizer] = "eccv16", *,
+def colorize_batch(images: Iterable[ImageSource], model: Union[str, Colorizer] = DEFAULT_MODEL, *,
                    size: Optional[int] = None, T: Optional[float] = None, hints: Optional[Sequence] = None,
                    keep_lightness: bool = True, pretrained: Union[bool, str] = True,
                    batch_size: int = 8) -> List[np.ndarray]:

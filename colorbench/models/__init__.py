@@ -19,6 +19,10 @@ _FAMILIES = [
 
 MODELS = Registry("model", _FAMILIES)
 
+#: the model the app and the CLI use when none is named: this project's own small
+#: model, trained here and shipped in ``weights/`` (works offline).
+DEFAULT_MODEL = "colorbench_lite0"
+
 
 def register_model(fn=None, **meta):
     """Register a factory ``fn(pretrained=False, **kw) -> Colorizer`` under its name.
@@ -51,4 +55,4 @@ def create_model(name: str, pretrained: Union[bool, str] = False, **kwargs: Any)
     return model.eval()
 
 
-__all__ = ["MODELS", "register_model", "list_models", "create_model", "model_info"]
+__all__ = ["DEFAULT_MODEL", "MODELS", "register_model", "list_models", "create_model", "model_info"]

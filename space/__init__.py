@@ -1,0 +1,1 @@
+"""The ColorBench Gradio app (a Hugging Face Space). Thin: it calls ``colorbench``."""
