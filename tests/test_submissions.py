@@ -1,0 +1,425 @@
+"""Submissions: validation before anything runs, the queue, and the worker end to end.
+
+Every test uses a tiny dataset made in a tmp folder and a tiny architecture
+registered for the duration of the test, so nothing downloads and runs stay fast.
+"""
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import stat
+import threading
+import time
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from safetensors.torch import save_file
+
+from colorbench.leaderboard import submissions as subs
+from colorbench.leaderboard.submit_queue import FAILED, FINISHED, PENDING, RUNNING, SubmissionQueue
+from colorbench.leaderboard.submit_validate import (
+    Limits,
+    SubmissionRefused,
+    check_predictions_zip,
+    parse_model_card,
+    prediction_filename,
+    read_safetensors_header,
+)
+
+TINY = "tiny_submission_test_arch"
+SIZE = 32  # evaluation side used throughout (the benchmark default is larger; tests stay fast)
+
+
+def card(name: str = "my-colorizer", **extra: str) -> str:
+    fields = {"model_name": name, "license": "mit", **extra}
+    front = "\n".join(f"{k}: {v}" for k, v in fields.items())
+    return f"---\n{front}\n---\nA tiny test colorizer trained on nothing at all, for the test suite.\n"
+
+
+# --------------------------------------------------------------------------- fixtures
+
+
+
+@pytest.fixture
+def tiny_arch():
+    """A registered architecture small enough to run in milliseconds."""
+    from colorbench.models import MODELS
+    from colorbench.models.base import Colorizer
+
+    class Tiny(Colorizer):
+        input_size = SIZE
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = torch.nn.Conv2d(1, 2, 3, padding=1)
+
+        def forward(self, L: torch.Tensor) -> torch.Tensor:
+            return torch.tanh(self.conv(self.normalize_l(L))) * 60.0
+
+    MODELS.names()  # load the real families first
+    MODELS.register(lambda pretrained=False, **kw: Tiny(), name=TINY, kind="regression",
+                    description="test-only tiny architecture")
+    yield TINY
+    MODELS._entries.pop(TINY, None)
+
+
+@pytest.fixture
+def store(tmp_path):
+    return subs.SubmissionStore(tmp_path / "data")
+
+
+@pytest.fixture
+def tiny_dataset(tmp_path):
+    """Three small colour images in a folder: ``folder:PATH``."""
+    root = tmp_path / "ds"
+    root.mkdir()
+    rng = np.random.default_rng(0)
+    for i, (h, w) in enumerate([(40, 48), (48, 40), (36, 36)]):
+        yy, xx = np.mgrid[0:h, 0:w]
+        img = np.stack([(xx * 255 / w), (yy * 255 / h), np.full((h, w), 60 * i + 40)], -1)
+        img = np.clip(img + rng.normal(0, 8, img.shape), 0, 255).astype(np.uint8)
+        Image.fromarray(img).save(root / f"img{i}.png")
+    return f"folder:{root}"
+
+
+def tiny_checkpoint(path: Path, seed: int = 0, metadata=None, **override) -> Path:
+    g = torch.Generator().manual_seed(seed)
+    sd = {"conv.weight": torch.randn(2, 1, 3, 3, generator=g) * 0.5, "conv.bias": torch.randn(2, generator=g)}
+    sd.update(override)
+    save_file(sd, str(path), metadata=metadata)
+    return path
+
+
+def png_bytes(rgb: np.ndarray) -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    Image.fromarray(rgb).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def predictions_zip(path: Path, dataset: str, size: int = SIZE, folder: str = "", fn=None) -> Path:
+    """A valid predictions zip: the evaluation images themselves with their colours muted."""
+    from colorbench.bench.runner import eval_image
+    from colorbench.data import load_dataset
+
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        for it in load_dataset(dataset):
+            gt = eval_image(it.rgb, size)
+            pred = fn(gt) if fn else ((gt.astype(np.float32) + gt.mean(-1, keepdims=True)) / 2).astype(np.uint8)
+            zf.writestr(folder + prediction_filename(it.id), png_bytes(pred))
+    return path
+
+
+# --------------------------------------------------------------------------- checkpoints: never pickle
+
+class _TouchOnUnpickle:
+    """Unpickling this object creates a file: the attack a pickle checkpoint can carry."""
+
+    def __init__(self, target: Path) -> None:
+        self.target = str(target)
+
+    def __reduce__(self):
+        import pathlib
+
+        return (pathlib.Path.touch, (pathlib.Path(self.target),))
+
+
+@pytest.mark.parametrize("fmt", ["pickle", "torch_save", "pickle_protocol2"])
+def test_pickle_checkpoint_is_refused_and_never_unpickled(tmp_path, store, tiny_arch, monkeypatch, fmt):
+    target = tmp_path / "pwned"
+    payload = {"conv.weight": _TouchOnUnpickle(target), "conv.bias": torch.zeros(2)}
+    ckpt = tmp_path / "model.safetensors"  # the name lies; the bytes do not
+    if fmt == "torch_save":
+        torch.save(payload, ckpt)
+    else:
+        ckpt.write_bytes(pickle.dumps(payload, protocol=2 if fmt == "pickle_protocol2" else 4))
+    # the payload is live: unpickling it really would create the file
+    probe = tmp_path / "probe"
+    pickle.loads(pickle.dumps(_TouchOnUnpickle(probe)))
+    assert probe.exists()
+
+    def no_load(*a, **k):
+        raise AssertionError("torch.load must never be called on a submission")
+
+    monkeypatch.setattr(torch, "load", no_load)
+    monkeypatch.setattr(pickle, "load", no_load)
+    monkeypatch.setattr(pickle, "loads", no_load)
+    with pytest.raises(SubmissionRefused, match="pickle|zip archive"):
+        subs.submit_checkpoint(store, ckpt, tiny_arch, card(), "alice")
+    assert not target.exists()
+    assert store.queue.list() == []
+    assert not any(store.files.iterdir())
+
+
+def test_valid_checkpoint_is_queued_and_stored_by_content_hash(tmp_path, store, tiny_arch):
+    ckpt = tiny_checkpoint(tmp_path / "m.safetensors")
+    sub = subs.submit_checkpoint(store, ckpt, tiny_arch, card(), "alice")
+    assert sub.status == PENDING and sub.kind == "checkpoint" and sub.arch == tiny_arch
+    stored = Path(sub.file_path)
+    assert stored.parent == store.files and stored.name == sub.content_hash + ".safetensors"
+    assert stored.read_bytes() == ckpt.read_bytes()
+    import hashlib
+
+    assert sub.file_sha256 == hashlib.sha256(ckpt.read_bytes()).hexdigest()
+
+
+def test_checkpoint_keys_and_shapes_must_match(tmp_path, store, tiny_arch):
+    wrong_shape = tiny_checkpoint(tmp_path / "a.safetensors", **{"conv.weight": torch.zeros(2, 1, 5, 5)})
+    with pytest.raises(SubmissionRefused, match=r"shape \[2, 1, 5, 5\].*expects \[2, 1, 3, 3\]"):
+        subs.submit_checkpoint(store, wrong_shape, tiny_arch, card(), "alice")
+    extra_key = tiny_checkpoint(tmp_path / "b.safetensors", **{"head.weight": torch.zeros(3)})
+    with pytest.raises(SubmissionRefused, match="unexpected.*head.weight"):
+        subs.submit_checkpoint(store, extra_key, tiny_arch, card(), "alice")
+    save_file({"conv.weight": torch.zeros(2, 1, 3, 3)}, str(tmp_path / "c.safetensors"))
+    with pytest.raises(SubmissionRefused, match="missing.*conv.bias"):
+        subs.submit_checkpoint(store, tmp_path / "c.safetensors", tiny_arch, card(), "alice")
+    int_weights = tiny_checkpoint(tmp_path / "d.safetensors", **{"conv.bias": torch.zeros(2, dtype=torch.int32)})
+    with pytest.raises(SubmissionRefused, match="dtype I32"):
+        subs.submit_checkpoint(store, int_weights, tiny_arch, card(), "alice")
+    with pytest.raises(SubmissionRefused, match="Unknown architecture"):
+        subs.submit_checkpoint(store, tiny_checkpoint(tmp_path / "e.safetensors"), "no_such_arch", card(), "alice")
+    assert store.queue.list() == []
+
+
+def test_forged_safetensors_headers_are_refused(tmp_path):
+    good = tiny_checkpoint(tmp_path / "good.safetensors")
+    tensors, _, offset = read_safetensors_header(good)
+    assert {n: t.shape for n, t in tensors.items()} == {"conv.weight": (2, 1, 3, 3), "conv.bias": (2,)}
+    raw = good.read_bytes()
+    n = int.from_bytes(raw[:8], "little")
+    header = json.loads(raw[8 : 8 + n])
+    cases = {
+        "truncated": raw[:-4],
+        "trailing": raw + b"\0" * 8,
+        "huge_length": (10**12).to_bytes(8, "little") + raw[8:],
+        "not_json": raw[:8] + b"x" * n + raw[8 + n :],
+    }
+    h2 = dict(header)
+    h2["conv.bias"] = {**header["conv.bias"], "shape": [3]}  # shape no longer matches its byte range
+    body = json.dumps(h2).encode()
+    cases["offsets"] = len(body).to_bytes(8, "little") + body + raw[8 + n :]
+    for name, data in cases.items():
+        p = tmp_path / f"{name}.safetensors"
+        p.write_bytes(data)
+        with pytest.raises(SubmissionRefused):
+            read_safetensors_header(p)
+
+
+def test_oversize_uploads_are_refused(tmp_path, tiny_arch, tiny_dataset):
+    store = subs.SubmissionStore(tmp_path / "data", Limits(max_checkpoint_bytes=100, max_zip_bytes=100))
+    ckpt = tiny_checkpoint(tmp_path / "m.safetensors")
+    assert ckpt.stat().st_size > 100
+    with pytest.raises(SubmissionRefused, match="limit is"):
+        subs.submit_checkpoint(store, ckpt, tiny_arch, card(), "alice")
+    z = predictions_zip(tmp_path / "p.zip", tiny_dataset)
+    with pytest.raises(SubmissionRefused, match="limit is"):
+        subs.submit_predictions(store, z, tiny_dataset, card("p"), "alice", size=SIZE)
+    assert store.queue.list() == [] and not any(store.files.iterdir())
+
+
+def test_duplicate_content_is_refused_even_with_other_metadata(tmp_path, store, tiny_arch):
+    a = tiny_checkpoint(tmp_path / "a.safetensors", seed=1)
+    b = tiny_checkpoint(tmp_path / "b.safetensors", seed=1, metadata={"note": "same tensors, other bytes"})
+    assert a.read_bytes() != b.read_bytes()
+    first = subs.submit_checkpoint(store, a, tiny_arch, card("one"), "alice")
+    with pytest.raises(SubmissionRefused, match=f"already submitted \\(submission #{first.id}"):
+        subs.submit_checkpoint(store, b, tiny_arch, card("two"), "bob")
+    # a model name is taken once
+    with pytest.raises(SubmissionRefused, match="already taken"):
+        subs.submit_checkpoint(store, tiny_checkpoint(tmp_path / "c.safetensors", seed=2), tiny_arch,
+                               card("ONE"), "carol")
+
+
+def test_rate_limit_per_submitter(tmp_path, tiny_arch):
+    store = subs.SubmissionStore(tmp_path / "data", Limits(rate_limit=2, rate_window_s=3600))
+    for i in range(2):
+        subs.submit_checkpoint(store, tiny_checkpoint(tmp_path / f"{i}.safetensors", seed=i), tiny_arch,
+                               card(f"m{i}"), "alice")
+    with pytest.raises(SubmissionRefused, match="limit is 2"):
+        subs.submit_checkpoint(store, tiny_checkpoint(tmp_path / "x.safetensors", seed=9), tiny_arch,
+                               card("m9"), "Alice ")
+    # another submitter is not affected
+    subs.submit_checkpoint(store, tiny_checkpoint(tmp_path / "y.safetensors", seed=9), tiny_arch, card("m9"), "bob")
+    # outside the window the limit resets
+    with store.queue._tx() as con:
+        con.execute("UPDATE submissions SET created_at = created_at - 7200 WHERE submitter='alice'")
+    subs.submit_checkpoint(store, tiny_checkpoint(tmp_path / "z.safetensors", seed=10), tiny_arch,
+                           card("m10"), "alice")
+
+
+@pytest.mark.parametrize("text, match", [
+    (None, "model card is required"),
+    ("   ", "model card is required"),
+    ("just some words that are long enough", "missing required field"),
+    ("---\nmodel_name: x\n---\nlong enough description here.", "license"),
+    ("---\nmodel_name: x\nlicense: mit\n---\nshort", "description"),
+    ("---\nmodel_name: ../evil\nlicense: mit\n---\nA long enough description.", "model_name must be"),
+    ("---\nmodel_name: x\nlicense: mit\nA long enough description.", "not closed"),
+])
+def test_model_card_is_required(text, match):
+    with pytest.raises(SubmissionRefused, match=match):
+        parse_model_card(text)
+
+
+def test_model_card_fields_are_parsed():
+    mc = parse_model_card(card("abc", paper="https://example.org/p"))
+    assert mc.model_name == "abc" and mc.fields["license"] == "mit" and mc.fields["paper"] == "https://example.org/p"
+    assert mc.description.startswith("A tiny test colorizer")
+
+
+def test_builtin_names_cannot_be_taken(tmp_path, store, tiny_arch):
+    with pytest.raises(SubmissionRefused, match="built-in"):
+        subs.submit_checkpoint(store, tiny_checkpoint(tmp_path / "m.safetensors"), tiny_arch, card("eccv16"), "a")
+    with pytest.raises(SubmissionRefused, match="built-in"):
+        subs.submit_checkpoint(store, tiny_checkpoint(tmp_path / "m.safetensors"), tiny_arch,
+                               card("ground_truth"), "a")
+
+
+def test_architecture_without_weights_is_refused(tmp_path, store):
+    save_file({}, str(tmp_path / "empty.safetensors"))
+    with pytest.raises(SubmissionRefused, match="no weights"):
+        subs.submit_checkpoint(store, tmp_path / "empty.safetensors", "gray", card(), "alice")
+
+
+# --------------------------------------------------------------------------- zips
+
+def _zip_with(path: Path, entries) -> Path:
+    with zipfile.ZipFile(path, "w") as zf:
+        for info, data in entries:
+            zf.writestr(info, data)
+    return path
+
+
+def _expected(n: int = 2):
+    return {f"img{i}.png": (SIZE, SIZE) for i in range(n)}
+
+
+def _png(size: int = SIZE) -> bytes:
+    return png_bytes(np.full((size, size, 3), 128, np.uint8))
+
+
+@pytest.mark.parametrize("bad_name", ["../img0.png", "preds/../../img0.png", "/tmp/img0.png", "C:/img0.png",
+                                      "preds\\..\\img0.png", "./img0.png"])
+def test_zip_entries_leaving_their_folder_are_refused(tmp_path, bad_name):
+    z = _zip_with(tmp_path / "p.zip", [(bad_name, _png()), ("img1.png", _png())])
+    with pytest.raises(SubmissionRefused, match="leaves its folder|absolute|backslash"):
+        check_predictions_zip(z, _expected())
+
+
+def test_zip_with_symlink_is_refused(tmp_path):
+    link = zipfile.ZipInfo("img0.png")
+    link.create_system = 3
+    link.external_attr = (stat.S_IFLNK | 0o777) << 16
+    z = _zip_with(tmp_path / "p.zip", [(link, "/etc/passwd"), ("img1.png", _png())])
+    with pytest.raises(SubmissionRefused, match="symbolic link"):
+        check_predictions_zip(z, _expected())
+    fifo = zipfile.ZipInfo("img0.png")
+    fifo.external_attr = (stat.S_IFIFO | 0o644) << 16
+    z = _zip_with(tmp_path / "q.zip", [(fifo, _png()), ("img1.png", _png())])
+    with pytest.raises(SubmissionRefused, match="not a regular file"):
+        check_predictions_zip(z, _expected())
+
+
+def test_zip_symlink_submission_leaves_nothing_behind(tmp_path, store, tiny_dataset):
+    link = zipfile.ZipInfo(prediction_filename("img0.png"))
+    link.external_attr = (stat.S_IFLNK | 0o777) << 16
+    good = predictions_zip(tmp_path / "good.zip", tiny_dataset)
+    with zipfile.ZipFile(good) as src, zipfile.ZipFile(tmp_path / "bad.zip", "w") as dst:
+        for info in src.infolist():
+            dst.writestr(link if info.filename == "img0.png" else info, "/etc/passwd" if
+                         info.filename == "img0.png" else src.read(info))
+    with pytest.raises(SubmissionRefused, match="symbolic link"):
+        subs.submit_predictions(store, tmp_path / "bad.zip", tiny_dataset, card(), "alice", size=SIZE)
+    assert store.queue.list() == [] and not any(store.files.iterdir())
+
+
+def test_zip_bombs_are_refused(tmp_path):
+    zeros = b"\0" * (20 << 20)  # 20 MB of zeros deflate ~1000x
+    z = tmp_path / "bomb.zip"
+    with zipfile.ZipFile(z, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("img0.png", zeros)
+        zf.writestr("img1.png", _png())
+    assert z.stat().st_size < 1 << 20
+    with pytest.raises(SubmissionRefused, match="ratio"):
+        check_predictions_zip(z, _expected())
+    with pytest.raises(SubmissionRefused, match="uncompressed"):
+        check_predictions_zip(z, _expected(), Limits(max_uncompressed_bytes=1 << 20, max_ratio=1e9))
+    many = _zip_with(tmp_path / "many.zip", [(f"d{i}/", "") for i in range(50)])
+    with pytest.raises(SubmissionRefused, match="entries"):
+        check_predictions_zip(many, _expected(), Limits(max_entries=20))
+
+
+def test_zip_names_and_sizes_must_match_the_item_list(tmp_path):
+    ok = _zip_with(tmp_path / "ok.zip", [("preds/img0.png", _png()), ("preds/img1.png", _png())])
+    assert check_predictions_zip(ok, _expected()) == {"img0.png": "preds/img0.png", "img1.png": "preds/img1.png"}
+    missing = _zip_with(tmp_path / "m.zip", [("img0.png", _png())])
+    with pytest.raises(SubmissionRefused, match="1 missing.*img1.png"):
+        check_predictions_zip(missing, _expected())
+    extra = _zip_with(tmp_path / "e.zip", [("img0.png", _png()), ("img1.png", _png()), ("img2.png", _png())])
+    with pytest.raises(SubmissionRefused, match="1 unexpected.*img2.png"):
+        check_predictions_zip(extra, _expected())
+    wrong = _zip_with(tmp_path / "w.zip", [("img0.png", _png(SIZE + 1)), ("img1.png", _png())])
+    with pytest.raises(SubmissionRefused, match=f"{SIZE + 1}x{SIZE + 1}.*{SIZE}x{SIZE}"):
+        check_predictions_zip(wrong, _expected())
+    jpeg = _zip_with(tmp_path / "j.zip", [("img0.png", b"\xff\xd8\xff\xe0" + b"\0" * 40), ("img1.png", _png())])
+    with pytest.raises(SubmissionRefused, match="not a PNG"):
+        check_predictions_zip(jpeg, _expected())
+    gray = _zip_with(tmp_path / "g.zip", [("img0.png", png_bytes(np.zeros((SIZE, SIZE), np.uint8))),
+                                          ("img1.png", _png())])
+    with pytest.raises(SubmissionRefused, match="RGB"):
+        check_predictions_zip(gray, _expected())
+    dup = tmp_path / "dup.zip"
+    with pytest.warns(UserWarning), zipfile.ZipFile(dup, "w") as zf:
+        zf.writestr("img0.png", _png())
+        zf.writestr("img0.png", _png())
+        zf.writestr("img1.png", _png())
+    with pytest.raises(SubmissionRefused, match="twice"):
+        check_predictions_zip(dup, _expected())
+    (tmp_path / "notzip.zip").write_bytes(b"hello world")
+    with pytest.raises(SubmissionRefused, match="not a valid zip"):
+        check_predictions_zip(tmp_path / "notzip.zip", _expected())
+
+
+def test_prediction_filenames():
+    assert prediction_filename("opencv_dog") == "opencv_dog.png"
+    assert prediction_filename("sub/cat.JPG") == "sub/cat.png"
+    assert prediction_filename("a.png") == "a.png"
+
+
+# --------------------------------------------------------------------------- queue
+
+def test_queue_claims_each_pending_row_once(tmp_path):
+    q = SubmissionQueue(tmp_path / "q.sqlite")
+    assert q._connect().execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    ids = [q.add(kind="checkpoint", submitter="a", model_name=f"m{i}", content_hash=f"h{i}", file_sha256="s",
+                 file_path="/x", card="c").id for i in range(20)]
+    claimed, lock = [], threading.Lock()
+
+    def worker():
+        own = SubmissionQueue(tmp_path / "q.sqlite")
+        while (s := own.claim()) is not None:
+            with lock:
+                claimed.append(s.id)
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(claimed) == ids  # every row exactly once
+    assert q.counts() == {PENDING: 0, RUNNING: 20, FINISHED: 0, FAILED: 0}
+    q.finish(ids[0], ["r.json"])
+    q.fail(ids[1], "boom")
+    assert q.get(ids[0]).status == FINISHED and q.get(ids[0]).results == ["r.json"]
+    assert q.get(ids[1]).status == FAILED and q.get(ids[1]).reason == "boom"
+    with pytest.raises(RuntimeError, match="not RUNNING"):
+        q.finish(ids[1], [])
+    # a worker that died: its RUNNING rows go back to PENDING after the timeout
+    assert q.requeue_stale(60, now=time.time() + 3600) == 18
+    assert q.counts()[PENDING] == 18
