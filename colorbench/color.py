@@ -126,7 +126,16 @@ def _in_gamut(lin: torch.Tensor, tol: float = 1e-4) -> torch.Tensor:
     return ((lin >= -tol) & (lin <= 1.0 + tol)).all(dim=-3)
 
 
-def gamut_map(lab: torch.Tensor, iters: int = 10) -> torch.Tensor:
+def _lab_to_linear_flat(lab: torch.Tensor) -> torch.Tensor:
+    """Lab ``(P, 3)`` -> linear RGB ``(P, 3)`` (the same maths as :func:`lab_to_linear`)."""
+    fy = (lab[:, 0] + 16.0) / 116.0
+    f = torch.stack((fy + lab[:, 1] / 500.0, fy, (fy - lab[:, 2] / 200.0).clamp(min=0.0)), dim=1)
+    white = torch.as_tensor(_WHITE_D65, dtype=lab.dtype, device=lab.device)
+    m = torch.as_tensor(_RGB_FROM_XYZ, dtype=lab.dtype, device=lab.device)
+    return (_f_inv(f) * white) @ m.t()
+
+
+def gamut_map(lab: torch.Tensor, iters: int = 16) -> torch.Tensor:
     """Bring out-of-gamut Lab colours into sRGB by shrinking their chroma, keeping L and hue.
 
     A per-pixel bisection on the chroma scale, run on the out-of-gamut pixels only.
@@ -137,17 +146,17 @@ def gamut_map(lab: torch.Tensor, iters: int = 10) -> torch.Tensor:
     if not bool(bad.any()):
         return lin
     pix = lab.movedim(-3, -1)[bad]  # (P, 3)
-    lo = pix.new_zeros(pix.shape[0])
-    hi = pix.new_ones(pix.shape[0])
+    lo = pix.new_zeros(pix.shape[0], 1)
+    hi = pix.new_ones(pix.shape[0], 1)
+    L, ab = pix[:, :1], pix[:, 1:]
     for _ in range(iters):
         mid = (lo + hi) / 2
-        trial = torch.cat((pix[:, :1], pix[:, 1:] * mid[:, None]), dim=1)
-        ok = _in_gamut(lab_to_linear(trial[:, :, None, None]))[:, 0, 0]
+        trial = _lab_to_linear_flat(torch.cat((L, ab * mid), dim=1))
+        ok = ((trial >= -1e-7) & (trial <= 1.0 + 1e-7)).all(dim=1, keepdim=True)
         lo = torch.where(ok, mid, lo)
         hi = torch.where(ok, hi, mid)
-    fixed = torch.cat((pix[:, :1], pix[:, 1:] * lo[:, None]), dim=1)
     lin_m = lin.movedim(-3, -1).clone()
-    lin_m[bad] = lab_to_linear(fixed[:, :, None, None])[:, :, 0, 0]
+    lin_m[bad] = _lab_to_linear_flat(torch.cat((L, ab * lo), dim=1))
     return lin_m.movedim(-1, -3)
 
 
@@ -287,7 +296,7 @@ def soft_encode(ab: torch.Tensor, k: int = 5, sigma: float = 5.0) -> torch.Tenso
     """
     d2 = _pairwise_sq(ab.float(), _centers_t(ab.float()))
     nd2, idx = d2.topk(k, dim=1, largest=False)
-    wts = torch.exp(-nd2 / (2.0 * sigma**2))
+    wts = torch.exp(-(nd2 - nd2[:, :1]) / (2.0 * sigma**2))  # relative to the nearest: no underflow
     wts = wts / wts.sum(1, keepdim=True)
     return torch.zeros_like(d2).scatter_(1, idx, wts)
 

@@ -47,8 +47,10 @@ class Colorizer(nn.Module):
             return self
         if spec is None and pretrained is True:
             raise ValueError(f"{type(self).__name__} has no published weights; pass a file path")
-        path = resolve(spec or WeightsSpec(filename=os.path.basename(str(pretrained))),
-                       None if pretrained is True else pretrained)
+        if pretrained is True:
+            path = resolve(spec)
+        else:  # an explicit file is the caller's own (e.g. fine-tuned): no release hash to match
+            path = resolve(WeightsSpec(filename=os.path.basename(str(pretrained))), pretrained)
         self.load_state_dict(load_state_dict(path), strict=True)
         self.weights_id = sha256_file(path)[:16]
         return self

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from typing import List, Optional, Sequence
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -48,7 +49,7 @@ class RandomAB(Colorizer):
         Ls: List[torch.Tensor] = []
         abs_: List[torch.Tensor] = []
         for img in images:
-            t = torch.as_tensor(img).permute(2, 0, 1)[None]
+            t = torch.from_numpy(np.array(img, dtype=np.uint8)).permute(2, 0, 1)[None]
             lab = color.rgb_to_lab(t)
             lab = F.interpolate(lab, size=(self.pool_size, self.pool_size), mode="bilinear", align_corners=False,
                                 antialias=True)
