@@ -135,6 +135,8 @@ def _check_metric(name: str, m: Any, problems: List[str]) -> None:
     if not _is_number(value):
         problems.append(f"{where}.value must be a number, null or 'inf'/'-inf'/'nan', got {value!r}")
         return
+    if "ci" not in m:
+        return  # already reported
     if not (isinstance(ci, list) and len(ci) == 2 and all(_is_number(c) for c in ci)):
         problems.append(f"{where}.ci must be a list [lo, hi] of two numbers, got {ci!r}")
         return
