@@ -42,6 +42,8 @@ def get_model(model: Union[str, Colorizer], pretrained: Union[bool, str] = True)
 
 def lightness(rgb: np.ndarray) -> torch.Tensor:
     """uint8 ``HxWx3`` -> L ``(1, 1, H, W)`` float32 in [0, 100]."""
+    if not rgb.flags.writeable:  # torch wants writable memory even to read it
+        rgb = rgb.copy()
     t = torch.from_numpy(rgb).permute(2, 0, 1)[None]
     out = torch.empty(1, 1, *rgb.shape[:2])
     for s in range(0, rgb.shape[0], ROW_CHUNK):
