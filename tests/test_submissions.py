@@ -423,3 +423,175 @@ def test_queue_claims_each_pending_row_once(tmp_path):
     # a worker that died: its RUNNING rows go back to PENDING after the timeout
     assert q.requeue_stale(60, now=time.time() + 3600) == 18
     assert q.counts()[PENDING] == 18
+
+
+# --------------------------------------------------------------------------- end to end: submit -> worker -> leaderboard
+
+METRICS = ("mse", "auc")
+
+
+def worker_cfg(tmp_path, dataset):
+    return subs.WorkerConfig(results_dir=tmp_path / "results", datasets=(dataset,), metrics=METRICS, size=SIZE,
+                             n_boot=20)
+
+
+def eval_images(dataset):
+    from colorbench.bench.runner import eval_image
+    from colorbench.data import load_dataset
+
+    return {it.id: eval_image(it.rgb, SIZE) for it in load_dataset(dataset)}
+
+
+def mse_reference(pred: np.ndarray, gt: np.ndarray) -> float:
+    return float(np.mean((pred.astype(np.float64) - gt.astype(np.float64)) ** 2))
+
+
+def assert_on_leaderboard(results_dir: Path, model: str, dataset: str) -> None:
+    from colorbench.leaderboard import leaderboard_frame
+
+    frame = leaderboard_frame(results_dir)
+    row = frame[(frame["model"] == model) & (frame["dataset"] == dataset)]
+    assert len(row) == 1, frame
+    assert row["type"].item() == "submitted"
+
+
+def test_checkpoint_submission_end_to_end(tmp_path, store, tiny_arch, tiny_dataset):
+    import hashlib
+
+    from safetensors.torch import load_file
+
+    from colorbench.bench.schema import validate_results
+    from colorbench.pipeline import colorize_batch
+
+    ckpt = tiny_checkpoint(tmp_path / "m.safetensors", seed=3)
+    sub = subs.submit_checkpoint(store, ckpt, tiny_arch, card("tiny-one"), "alice")
+    cfg = worker_cfg(tmp_path, tiny_dataset)
+    done = subs.run_worker(store, cfg)
+    assert [(s.id, s.status, s.reason) for s in done] == [(sub.id, FINISHED, None)]
+    assert store.queue.get(sub.id).status == FINISHED
+    (path,) = map(Path, done[0].results)
+    assert path.parent.parent == cfg.results_dir
+    doc = json.loads(path.read_text())
+    validate_results(doc)  # strict: the same schema as the benchmark's own results
+    assert doc["model"] == "tiny-one" and doc["submitted"] is True and doc["arch"] == tiny_arch
+    prov = doc["provenance"]
+    assert prov["submitter"] == "alice" and prov["kind"] == "checkpoint"
+    assert prov["file_sha256"] == hashlib.sha256(ckpt.read_bytes()).hexdigest()
+    assert prov["submitted_at"] and prov["evaluated_at"]
+
+    # independent reference: the submitted weights loaded by hand, run through the pipeline, MSE in numpy
+    from colorbench.models import create_model
+
+    ref_model = create_model(tiny_arch)
+    ref_model.load_state_dict(load_file(str(ckpt)))
+    gts = eval_images(tiny_dataset)
+    preds = colorize_batch(list(gts.values()), ref_model)
+    for (item, gt), pred in zip(gts.items(), preds):
+        assert doc["per_image"]["mse"][item] == pytest.approx(mse_reference(pred, gt), rel=1e-6)
+    # and those weights matter: a randomly initialised network would score differently
+    other = colorize_batch(list(gts.values()), create_model(tiny_arch))
+    assert any(abs(mse_reference(o, g) - doc["per_image"]["mse"][i]) > 1e-3
+               for (i, g), o in zip(gts.items(), other))
+    assert_on_leaderboard(cfg.results_dir, "tiny-one", doc["dataset"])
+
+
+def test_predictions_submission_end_to_end(tmp_path, store, tiny_dataset):
+    from colorbench.bench.schema import validate_results
+
+    rng = np.random.default_rng(5)
+    made = {}
+
+    def perturb(gt):
+        out = np.clip(gt.astype(np.int16) + rng.integers(-20, 21, gt.shape), 0, 255).astype(np.uint8)
+        made[gt.tobytes()] = out
+        return out
+
+    z = predictions_zip(tmp_path / "preds.zip", tiny_dataset, folder="preds/", fn=perturb)
+    sub = subs.submit_predictions(store, z, tiny_dataset, card("my-preds"), "bob", size=SIZE)
+    assert sub.kind == "predictions" and sub.dataset == tiny_dataset
+    cfg = worker_cfg(tmp_path, "builtin")  # the dataset comes from the submission, not the worker's list
+    done = subs.run_worker(store, cfg)
+    assert [(s.status, s.reason) for s in done] == [(FINISHED, None)]
+    doc = json.loads(Path(done[0].results[0]).read_text())
+    validate_results(doc)
+    assert doc["submitted"] is True and doc["provenance"]["submitter"] == "bob"
+    assert doc["n_images"] == 3 and set(doc["metrics"]) == set(METRICS)
+    gts = eval_images(tiny_dataset)
+    for item, gt in gts.items():
+        assert doc["per_image"]["mse"][item] == pytest.approx(mse_reference(made[gt.tobytes()], gt), rel=1e-6)
+    assert doc["metrics"]["mse"]["value"] == pytest.approx(
+        np.mean([mse_reference(made[g.tobytes()], g) for g in gts.values()]), rel=1e-6)
+    assert_on_leaderboard(cfg.results_dir, "my-preds", doc["dataset"])
+
+
+def test_failing_evaluation_ends_failed_with_reason_and_worker_goes_on(tmp_path, store, tiny_arch, tiny_dataset):
+    nan_ckpt = tiny_checkpoint(tmp_path / "nan.safetensors", **{"conv.bias": torch.tensor([float("nan"), 0.0])})
+    bad = subs.submit_checkpoint(store, nan_ckpt, tiny_arch, card("nan-model"), "alice")  # valid file, bad weights
+    z = predictions_zip(tmp_path / "p.zip", tiny_dataset)
+    preds = subs.submit_predictions(store, z, tiny_dataset, card("changed-data"), "alice", size=SIZE)
+    good = subs.submit_checkpoint(store, tiny_checkpoint(tmp_path / "ok.safetensors"), tiny_arch, card("ok"), "bob")
+    # the dataset changes after the predictions were submitted: they no longer match its item list
+    Image.fromarray(np.zeros((40, 40, 3), np.uint8)).save(Path(tiny_dataset[len("folder:"):]) / "img9.png")
+    cfg = worker_cfg(tmp_path, "builtin")
+    cfg.datasets = (tiny_dataset,)
+    done = {s.id: s for s in subs.run_worker(store, cfg)}
+    assert done[bad.id].status == FAILED and "NaN" in done[bad.id].reason
+    assert done[preds.id].status == FAILED and "changed since the submission" in done[preds.id].reason
+    assert done[good.id].status == FINISHED
+    assert store.queue.counts() == {PENDING: 0, RUNNING: 0, FINISHED: 1, FAILED: 2}
+    names = {json.loads(p.read_text())["model"] for p in cfg.results_dir.rglob("*.json")}
+    assert names == {"ok"}  # failed submissions write no results
+
+
+def test_tampered_stored_file_fails(tmp_path, store, tiny_arch, tiny_dataset):
+    sub = subs.submit_checkpoint(store, tiny_checkpoint(tmp_path / "m.safetensors"), tiny_arch, card(), "alice")
+    stored = Path(sub.file_path)
+    os.chmod(stored, 0o644)
+    tiny_checkpoint(stored, seed=99)  # same shapes, other weights
+    (done,) = subs.run_worker(store, worker_cfg(tmp_path, tiny_dataset))
+    assert done.status == FAILED and "content hash" in done.reason
+
+
+def test_hub_submission_offline_is_refused_at_once(store, tiny_arch, monkeypatch):
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")
+    t0 = time.monotonic()
+    with pytest.raises(SubmissionRefused, match="not reachable"):
+        subs.submit_hub(store, "someone/colorizer", tiny_arch, card(), "alice")
+    assert time.monotonic() - t0 < 10
+    with pytest.raises(SubmissionRefused, match="not a hub model id"):
+        subs.submit_hub(store, "../../etc/passwd", tiny_arch, card(), "alice")
+    assert store.queue.list() == []
+
+
+def test_hub_submission_uses_the_repo_card(tmp_path, store, tiny_arch):
+    """The fetch step is replaced by a local stand-in; everything after it is the real path."""
+    def fake_fetch(hub_id, revision, dest, limits):
+        return tiny_checkpoint(dest / "model.safetensors", seed=7), (
+            "---\nlicense: apache-2.0\n---\nA colorizer published on the hub, with its README as the card.")
+
+    sub = subs.submit_hub(store, "someone/hub-colorizer", tiny_arch, None, "carol", fetch=fake_fetch)
+    assert sub.kind == "hub" and sub.hub_id == "someone/hub-colorizer" and sub.model_name == "hub-colorizer"
+    assert Path(sub.file_path).is_file()
+
+
+def test_cli_submit_worker_and_list(tmp_path, tiny_dataset, capsys):
+    from colorbench.cli import main
+
+    data, results = tmp_path / "data", tmp_path / "results"
+    z = predictions_zip(tmp_path / "p.zip", tiny_dataset)
+    (tmp_path / "card.md").write_text(card("cli-preds"))
+    base = ["leaderboard", "submit", "--data-dir", str(data)]
+    # the CLI uses the benchmark's evaluation size, so a 32 px zip is refused with the reason
+    assert main([*base, "--predictions", str(z), "--dataset", tiny_dataset, "--card", str(tmp_path / "card.md"),
+                 "--submitter", "dana"]) == 2
+    assert "evaluation size of this item is 256x256" in capsys.readouterr().err
+    z256 = predictions_zip(tmp_path / "p256.zip", tiny_dataset, size=256)
+    assert main([*base, "--predictions", str(z256), "--dataset", tiny_dataset, "--card",
+                 str(tmp_path / "card.md"), "--submitter", "dana"]) == 0
+    assert "queued as submission #1" in capsys.readouterr().out
+    assert main(["leaderboard", "worker", "--data-dir", str(data), "--results", str(results),
+                 "--metrics", "mse", "--n-boot", "10"]) == 0
+    assert "#1 cli-preds: FINISHED" in capsys.readouterr().out
+    assert main([*base, "--list"]) == 0
+    assert "FINISHED" in capsys.readouterr().out
+    assert_on_leaderboard(results, "cli-preds", json.loads(next(results.rglob("cli-preds.json")).read_text())["dataset"])
