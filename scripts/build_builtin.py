@@ -210,13 +210,27 @@ def hamming(a: np.ndarray, b: np.ndarray) -> int:
     return int(np.count_nonzero(a != b))
 
 
-def is_near_duplicate(h1: tuple, h2: tuple, a_thr: int = 26, d_thr: int = 45) -> bool:
-    """Both hashes (ahash, dhash; 256 bits each) must agree closely."""
-    return hamming(h1[0], h2[0]) <= a_thr and hamming(h1[1], h2[1]) <= d_thr
+def color_thumb(im: Image.Image, n: int = 8) -> np.ndarray:
+    """n x n RGB thumbnail (box filter) as int16, to compare colour layout."""
+    return np.asarray(im.convert("RGB").resize((n, n), Image.BOX), dtype=np.int16)
+
+
+def is_near_duplicate(h1: tuple, h2: tuple, a_thr: int = 26, d_thr: int = 45, c_thr: float = 12.0) -> bool:
+    """Near-duplicate when the ahash and dhash (256 bits each) agree closely AND the 8x8
+    colour thumbnails differ by at most c_thr (mean absolute difference, 0..255).
+
+    Resized / re-encoded copies are within ~5 / ~15 bits and ~3 levels. The colour
+    term stops different objects with a similar silhouette on a white background
+    (a thermometer and a wrench) from matching on shape alone.
+    """
+    if hamming(h1[0], h2[0]) > a_thr or hamming(h1[1], h2[1]) > d_thr:
+        return False
+    return float(np.abs(h1[2] - h2[2]).mean()) <= c_thr
 
 
 def image_hashes(im: Image.Image) -> tuple:
-    return ahash(im), dhash(im)
+    """(ahash, dhash, colour thumbnail) -- the inputs of is_near_duplicate."""
+    return ahash(im), dhash(im), color_thumb(im)
 
 
 def encode_jpeg(im: Image.Image) -> bytes:
