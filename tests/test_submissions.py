@@ -595,3 +595,55 @@ def test_cli_submit_worker_and_list(tmp_path, tiny_dataset, capsys):
     assert main([*base, "--list"]) == 0
     assert "FINISHED" in capsys.readouterr().out
     assert_on_leaderboard(results, "cli-preds", json.loads(next(results.rglob("cli-preds.json")).read_text())["dataset"])
+
+
+# --------------------------------------------------------------------------- the Submit form of the app
+
+def test_submit_form_handlers(tmp_path, store, tiny_arch, tiny_dataset):
+    pytest.importorskip("gradio")
+    from space.tabs import submit as tab
+
+    ok = tab.submit(store, "Checkpoint (.safetensors)", str(tiny_checkpoint(tmp_path / "m.safetensors")),
+                    "", tiny_arch, None, card("form-ckpt"), "erin")
+    assert ok.startswith("**Queued** as submission #1")
+    pkl = tmp_path / "evil.pt"
+    pkl.write_bytes(pickle.dumps({"x": 1}))
+    assert "must be .safetensors" in tab.submit(store, "Checkpoint (.safetensors)", str(pkl), "", tiny_arch, None,
+                                                card("x"), "erin")
+    assert "Choose a file" in tab.submit(store, "Predictions (.zip)", None, "", None, tiny_dataset, card("y"), "erin")
+    refused = tab.submit(store, "Hub model id", None, "not an id", tiny_arch, None, card("z"), "erin")
+    assert refused.startswith("**Refused:**") and "not a hub model id" in refused
+    frame = tab.queue_frame(store)
+    assert list(frame.columns) == tab.QUEUE_COLUMNS
+    assert frame.to_dict("records") == [{
+        "id": 1, "status": "PENDING", "kind": "checkpoint", "model": "form-ckpt", "architecture / dataset": tiny_arch,
+        "submitter": "erin", "submitted (UTC)": frame["submitted (UTC)"][0], "reason": ""}]
+    assert not any("/" in str(v) and str(store.files) in str(v) for v in frame.to_numpy().ravel())  # no paths
+
+
+@pytest.mark.e2e
+def test_submit_through_the_running_app(app_server, tmp_path):
+    """The real app: the form's API queues a predictions zip, the worker evaluates it, the queue shows FINISHED."""
+    gradio_client = pytest.importorskip("gradio_client")
+    from colorbench.bench.runner import eval_image
+    from colorbench.data import load_dataset
+
+    z = tmp_path / "builtin_preds.zip"
+    with zipfile.ZipFile(z, "w") as zf:  # flat colour predictions at the evaluation size compress to ~1 KB each
+        for it in load_dataset("builtin"):
+            mean = eval_image(it.rgb, 256).reshape(-1, 3).mean(0).astype(np.uint8)
+            zf.writestr(prediction_filename(it.id), png_bytes(np.broadcast_to(mean, (256, 256, 3)).copy()))
+    assert z.stat().st_size < 1 << 20
+    client = gradio_client.Client(app_server.url, verbose=False)
+    msg, _ = client.predict("Predictions (.zip)", gradio_client.handle_file(str(z)), "", None, "builtin",
+                            card("app-flat-colour"), "frank", api_name="/submit")
+    assert "**Queued**" in msg, msg
+    store = subs.SubmissionStore(app_server.data_dir)
+    (sub,) = [s for s in store.queue.list() if s.model_name == "app-flat-colour"]
+    cfg = subs.WorkerConfig(results_dir=tmp_path / "results", metrics=("mse",), n_boot=10)
+    done = subs.run_worker(store, cfg)
+    assert [(s.id, s.status) for s in done if s.id == sub.id] == [(sub.id, FINISHED)]
+    frame = client.predict(api_name="/submission_queue")
+    rows = {r[3]: r for r in frame["data"]}
+    assert rows["app-flat-colour"][1] == "FINISHED"
+    assert_on_leaderboard(cfg.results_dir, "app-flat-colour", "builtin")
