@@ -103,12 +103,37 @@ def rgb_to_lab(rgb: torch.Tensor) -> torch.Tensor:
     return torch.stack((116.0 * fy - 16.0, 500.0 * (fx - fy), 200.0 * (fy - fz)), dim=-3)
 
 
+@functools.lru_cache(maxsize=None)
+def _uint8_to_linear_lut() -> torch.Tensor:
+    return srgb_to_linear(torch.arange(256, dtype=torch.float64) / 255.0).float()
+
+
+@functools.lru_cache(maxsize=None)
+def _linear_to_uint8_lut(n: int = 1 << 16) -> torch.Tensor:
+    return to_uint8(linear_to_srgb(torch.arange(n, dtype=torch.float64) / (n - 1)))
+
+
 def rgb_to_l(rgb: torch.Tensor) -> torch.Tensor:
-    """Lightness only, ``(..., 1, H, W)``: cheaper than the full conversion."""
-    lin = srgb_to_linear(rgb)
-    w = torch.as_tensor(_XYZ_FROM_RGB[1], dtype=lin.dtype, device=lin.device)
-    y = torch.einsum("j,...jhw->...hw", w, lin).unsqueeze(-3)
+    """Lightness only, ``(..., 1, H, W)``: cheaper than the full conversion (a table lookup for uint8)."""
+    if rgb.dtype == torch.uint8:
+        lut = _uint8_to_linear_lut()
+        w = _XYZ_FROM_RGB[1]
+        y = lut[rgb.select(-3, 0).long()] * w[0]
+        y += lut[rgb.select(-3, 1).long()] * w[1]
+        y += lut[rgb.select(-3, 2).long()] * w[2]
+        y = y.unsqueeze(-3)
+    else:
+        lin = srgb_to_linear(rgb)
+        w = torch.as_tensor(_XYZ_FROM_RGB[1], dtype=lin.dtype, device=lin.device)
+        y = torch.einsum("j,...jhw->...hw", w, lin).unsqueeze(-3)
     return 116.0 * _f(y) - 16.0
+
+
+def linear_to_uint8(lin: torch.Tensor) -> torch.Tensor:
+    """Linear RGB -> sRGB uint8 through a 65536-entry table (within 1 level of the exact formula)."""
+    lut = _linear_to_uint8_lut()
+    idx = lin.clamp(0.0, 1.0).mul_(len(lut) - 1).add_(0.5).long()
+    return lut[idx]
 
 
 def lab_to_linear(lab: torch.Tensor) -> torch.Tensor:
@@ -135,10 +160,12 @@ def _lab_to_linear_flat(lab: torch.Tensor) -> torch.Tensor:
     return (_f_inv(f) * white) @ m.t()
 
 
-def gamut_map(lab: torch.Tensor, iters: int = 16) -> torch.Tensor:
+def gamut_map(lab: torch.Tensor, iters: int = 8) -> torch.Tensor:
     """Bring out-of-gamut Lab colours into sRGB by shrinking their chroma, keeping L and hue.
 
-    A per-pixel bisection on the chroma scale, run on the out-of-gamut pixels only.
+    A per-pixel bisection on the chroma scale, run on the out-of-gamut pixels only; the
+    kept scale is always inside the gamut, so L is exact whatever ``iters`` (which only
+    sets how close to the gamut boundary the chroma lands: within 2^-iters).
     Returns the linear RGB of the mapped colours ``(..., 3, H, W)``.
     """
     lin = lab_to_linear(lab)

@@ -89,7 +89,8 @@ def recombine(L: torch.Tensor, ab_small: torch.Tensor, keep_lightness: bool = Tr
     out = np.empty((H, W, 3), dtype=np.uint8)
     for s in range(0, H, ROW_CHUNK):
         lab = torch.cat((L[..., s : s + ROW_CHUNK, :], ab[..., s : s + ROW_CHUNK, :]), dim=1)
-        rgb = color.to_uint8(color.lab_to_rgb(lab, keep_lightness=keep_lightness))
+        lin = color.gamut_map(lab) if keep_lightness else color.lab_to_linear(lab)
+        rgb = color.linear_to_uint8(lin)
         out[s : s + ROW_CHUNK] = rgb[0].permute(1, 2, 0).numpy()
     return out
 

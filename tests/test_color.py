@@ -155,3 +155,11 @@ def test_rebalance_weights():
     w0 = color.rebalance_weights(p, lam=0.5, sigma=1e-3)
     ref = 1 / (0.5 * p + 0.5 / 313)
     assert np.allclose(w0, ref / (p * ref).sum())
+
+
+def test_uint8_fast_paths_match_formulas():
+    rgb = torch.randint(0, 256, (1, 3, 64, 64), dtype=torch.uint8)
+    assert torch.allclose(color.rgb_to_l(rgb), color.rgb_to_lab(rgb.float() / 255)[:, :1], atol=1e-3)
+    lin = torch.rand(1, 3, 256, 256) ** 3  # dense near black, where sRGB is steepest
+    exact = color.to_uint8(color.linear_to_srgb(lin)).int()
+    assert (color.linear_to_uint8(lin).int() - exact).abs().max() <= 1
