@@ -32,7 +32,7 @@ def judgments_frame(store, study_id: Optional[str] = None):
     """All judgments of a study (or of every study) as a pandas DataFrame, one row per judgment."""
     import pandas as pd
 
-    cols = ["judgment_id", "study_id", "participant_id", "session_model", "idx", "phase", "kind", "model", "image_id",
+    cols = ["judgment_id", "study_id", "participant_id", "trial_id", "session_model", "idx", "phase", "kind", "model", "image_id",
             "fake_side", "choice", "correct", "response_ms", "served_at", "created_at", "flags"]
     rows = store.judgment_rows(study_id)
     df = pd.DataFrame(rows, columns=cols)

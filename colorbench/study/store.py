@@ -325,7 +325,7 @@ class Store:
     # -- reading for statistics ------------------------------------------------
     def judgment_rows(self, study_id: Optional[str] = None) -> List[Dict[str, Any]]:
         """Every judgment joined with its trial and participant (no IP hash)."""
-        sql = ("SELECT j.id AS judgment_id, p.study_id, j.participant_id, p.model AS session_model, t.idx, t.phase, "
+        sql = ("SELECT j.id AS judgment_id, p.study_id, j.participant_id, j.trial_id, p.model AS session_model, t.idx, t.phase, "
                "t.kind, t.model, t.image_id, t.fake_side, j.choice, j.correct, j.response_ms, t.served_at, "
                "j.created_at, j.flags FROM judgments j JOIN trials t ON t.id = j.trial_id "
                "JOIN participants p ON p.id = j.participant_id")
