@@ -647,3 +647,29 @@ def test_submit_through_the_running_app(app_server, tmp_path):
     rows = {r[3]: r for r in frame["data"]}
     assert rows["app-flat-colour"][1] == "FINISHED"
     assert_on_leaderboard(cfg.results_dir, "app-flat-colour", "builtin")
+
+
+def test_refusal_in_the_queue_leaves_no_orphan_file(tmp_path, store, tiny_arch, monkeypatch):
+    """The admission checks run again inside the insert transaction (a concurrent submitter may pass the
+    early check and lose the race); a file refused there is not kept."""
+    from colorbench.leaderboard.submit_validate import check_submitter
+
+    monkeypatch.setattr(subs, "_precheck", lambda st, who, text, defaults=None: (check_submitter(who),
+                                                                                 parse_model_card(text)))
+    first = subs.submit_checkpoint(store, tiny_checkpoint(tmp_path / "a.safetensors", seed=1), tiny_arch,
+                                   card("same-name"), "alice")
+    with pytest.raises(SubmissionRefused, match="already taken"):
+        subs.submit_checkpoint(store, tiny_checkpoint(tmp_path / "b.safetensors", seed=2), tiny_arch,
+                               card("same-name"), "bob")
+    assert sorted(p.name for p in store.files.iterdir()) == [Path(first.file_path).name]
+
+
+def test_hub_rate_limit_is_checked_before_fetching(tmp_path, tiny_arch):
+    store = subs.SubmissionStore(tmp_path / "data", Limits(rate_limit=1))
+    subs.submit_checkpoint(store, tiny_checkpoint(tmp_path / "a.safetensors"), tiny_arch, card("a"), "alice")
+
+    def fetch(*a):
+        raise AssertionError("nothing may be downloaded for a submitter over the limit")
+
+    with pytest.raises(SubmissionRefused, match="limit is 1"):
+        subs.submit_hub(store, "someone/model", tiny_arch, card("b"), "alice", fetch=fetch)

@@ -288,7 +288,8 @@ def push_to_hub(folder: Path, repo_id: str, private: bool = False, message: Opti
     try:
         url = api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
         api.upload_folder(repo_id=repo_id, repo_type="dataset", folder_path=str(folder),
-                          commit_message=message or "Update ColorBench leaderboard")
+                          commit_message=message or "Update ColorBench leaderboard",
+                          delete_patterns=["data/*.parquet"])  # configs that disappeared go too
     except Exception as e:  # auth, permissions, network drop
         hint = " Log in first (`hf auth login` or HF_TOKEN)." if "401" in str(e) or "403" in str(e) else ""
         raise PublishError(f"pushing to the hub dataset {repo_id} failed: {type(e).__name__}: {e}.{hint}") from None

@@ -124,12 +124,7 @@ def _admission_check(store: SubmissionStore, submitter: str, model_name: str, co
     limits = store.limits
 
     def check(con: sqlite3.Connection) -> None:
-        n = con.execute("SELECT COUNT(*) FROM submissions WHERE lower(submitter)=lower(?) AND created_at>?",
-                        (submitter, now - limits.rate_window_s)).fetchone()[0]
-        if n >= limits.rate_limit:
-            hours = limits.rate_window_s / 3600
-            raise SubmissionRefused(f"{submitter!r} has made {n} submissions in the last {hours:g} h; the limit is "
-                                    f"{limits.rate_limit}. Please try again later.")
+        _rate_check(con, limits, submitter, now)
         row = con.execute("SELECT id, status FROM submissions WHERE content_hash=? AND status!=? ORDER BY id LIMIT 1",
                           (content_hash, FAILED)).fetchone()
         if row is not None:
@@ -141,6 +136,16 @@ def _admission_check(store: SubmissionStore, submitter: str, model_name: str, co
                                     "choose another model_name in the card.")
 
     return check
+
+
+def _rate_check(con: sqlite3.Connection, limits: Limits, submitter: str, now: float) -> None:
+    """Refuse a submitter who reached the limit within the window (names compared case-insensitively)."""
+    n = con.execute("SELECT COUNT(*) FROM submissions WHERE lower(submitter)=lower(?) AND created_at>?",
+                    (submitter, now - limits.rate_window_s)).fetchone()[0]
+    if n >= limits.rate_limit:
+        hours = limits.rate_window_s / 3600
+        raise SubmissionRefused(f"{submitter!r} has made {n} submissions in the last {hours:g} h; the limit is "
+                                f"{limits.rate_limit}. Please try again later.")
 
 
 def _check_name_free(model_name: str) -> None:
@@ -175,6 +180,23 @@ def _with_defaults(card_text: Optional[str], defaults: Dict[str, str]) -> Option
     present = {ln.partition(":")[0].strip().lower() for ln in lines[1:end] if ":" in ln}
     extra = [f"{k}: {v}" for k, v in defaults.items() if k not in present]
     return "\n".join(lines[:end] + extra + lines[end:])
+
+
+def _store_and_queue(store: SubmissionStore, src: Path, suffix: str, *, submitter: str, model_name: str,
+                     content_hash: str, now: float, **row: Any) -> Submission:
+    """Copy the validated file into the store and add its PENDING row; the admission checks run again
+    inside the insert transaction. A file refused there is removed unless another row uses it."""
+    stored, file_sha = store.store_file(src, content_hash, suffix)
+    try:
+        return store.queue.add(submitter=submitter, model_name=model_name, content_hash=content_hash,
+                               file_sha256=file_sha, file_path=str(stored), now=now,
+                               check=_admission_check(store, submitter, model_name, content_hash, now), **row)
+    except BaseException:
+        used = store.queue._connect().execute(  # noqa: SLF001
+            "SELECT 1 FROM submissions WHERE file_path=? LIMIT 1", (str(stored),)).fetchone()
+        if used is None:
+            stored.unlink(missing_ok=True)
+        raise
 
 
 # --------------------------------------------------------------------------- checkpoints
@@ -215,11 +237,9 @@ def submit_checkpoint(store: SubmissionStore, path: os.PathLike, arch: str, card
     check_file_size(Path(path), store.limits.max_checkpoint_bytes, "checkpoint")
     content_hash, _ = _validate_checkpoint(store, Path(path), arch)
     now = time.time()
-    stored, file_sha = store.store_file(Path(path), content_hash, ".safetensors")
-    sub = store.queue.add(kind=kind, submitter=submitter, model_name=mc.model_name, arch=arch, hub_id=hub_id,
-                          content_hash=content_hash, file_sha256=file_sha, file_path=str(stored), card=mc.text,
-                          extra={"card": mc.fields}, now=now,
-                          check=_admission_check(store, submitter, mc.model_name, content_hash, now))
+    sub = _store_and_queue(store, Path(path), ".safetensors", kind=kind, submitter=submitter,
+                           model_name=mc.model_name, arch=arch, hub_id=hub_id, content_hash=content_hash,
+                           card=mc.text, extra={"card": mc.fields}, now=now)
     log.info("queued submission #%d (%s %s by %s)", sub.id, kind, mc.model_name, submitter)
     return sub
 
@@ -241,7 +261,7 @@ def submit_hub(store: SubmissionStore, hub_id: str, arch: str, card: Optional[st
     if not hub_id or not is_repo_id(hub_id.strip()):
         raise SubmissionRefused(f"{hub_id!r} is not a hub model id (owner/name).")
     hub_id = hub_id.strip()
-    check_submitter(submitter)
+    _rate_check(store.queue._connect(), store.limits, check_submitter(submitter), time.time())  # noqa: SLF001
     if card and card.strip():
         parse_model_card(_with_defaults(card, {"model_name": hub_id.split("/")[1]}), store.limits)
     with tempfile.TemporaryDirectory(prefix="colorbench-hub-") as tmp:
@@ -270,7 +290,7 @@ def fetch_hub_safetensors(hub_id: str, revision: Optional[str], dest: Path, limi
 
     api = HfApi(endpoint=endpoint)
     try:
-        info = api.model_info(hub_id, revision=revision, files_metadata=True)
+        info = api.model_info(hub_id, revision=revision, files_metadata=True, timeout=30)
     except Exception as e:
         raise SubmissionRefused(f"Cannot read hub model {hub_id}: {type(e).__name__}: {e}") from None
     siblings = {s.rfilename: s for s in (info.siblings or [])}
@@ -289,7 +309,8 @@ def fetch_hub_safetensors(hub_id: str, revision: Optional[str], dest: Path, limi
         raise SubmissionRefused(f"{hub_id}/{name} is {size / 2**20:.0f} MB; the limit is "
                                 f"{limits.max_checkpoint_bytes / 2**20:.0f} MB.")
     try:
-        path = Path(hf_hub_download(hub_id, name, revision=revision, local_dir=dest, endpoint=endpoint))
+        path = Path(hf_hub_download(hub_id, name, revision=revision, local_dir=dest, endpoint=endpoint,
+                                    etag_timeout=10))
         readme = None
         if "README.md" in siblings:
             readme = Path(hf_hub_download(hub_id, "README.md", revision=revision, local_dir=dest,
@@ -361,12 +382,10 @@ def submit_predictions(store: SubmissionStore, path: os.PathLike, dataset: str, 
     entries = check_predictions_zip(path, expected, store.limits)
     content_hash = _zip_content_hash(path, entries)
     now = time.time()
-    stored, file_sha = store.store_file(path, content_hash, ".zip")
-    sub = store.queue.add(kind="predictions", submitter=submitter, model_name=mc.model_name, dataset=dataset,
-                          content_hash=content_hash, file_sha256=file_sha, file_path=str(stored), card=mc.text,
-                          extra={"card": mc.fields, "size": next(iter(expected.values()))[0], "entries": entries,
-                                 "dataset_fingerprint": fingerprint},
-                          now=now, check=_admission_check(store, submitter, mc.model_name, content_hash, now))
+    sub = _store_and_queue(store, path, ".zip", kind="predictions", submitter=submitter, model_name=mc.model_name,
+                           dataset=dataset, content_hash=content_hash, card=mc.text,
+                           extra={"card": mc.fields, "size": next(iter(expected.values()))[0], "entries": entries,
+                                  "dataset_fingerprint": fingerprint}, now=now)
     log.info("queued submission #%d (predictions %s on %s by %s)", sub.id, mc.model_name, dataset, submitter)
     return sub
 
