@@ -12,9 +12,12 @@ list the module in ``_MODULES``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import torch
 
 from ..registry import Registry
 
@@ -42,12 +45,47 @@ class EvalBatch:
         pred_rgb: uint8 ``(N, H, W, 3)`` colorizations.
         gt_rgb: uint8 ``(N, H, W, 3)`` ground truth colour images.
         labels: ImageNet class index per image, or None.
+
+    Derived arrays (torch views, Lab, LUV, ...) are computed once per batch through
+    :meth:`cached` and shared by every metric that updates on it.
     """
 
     ids: List[str]
     pred_rgb: np.ndarray
     gt_rgb: np.ndarray
     labels: List[Optional[int]] = field(default_factory=list)
+    _cache: Dict[str, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    def cached(self, key: str, fn: Callable[[], Any]) -> Any:
+        """``fn()`` computed once per batch and shared by every metric that asks for ``key``."""
+        if key not in self._cache:
+            self._cache[key] = fn()
+        return self._cache[key]
+
+    def rgb_t(self, which: str) -> "torch.Tensor":
+        """``which`` in {"pred", "gt"}: uint8 torch tensor ``(N, 3, H, W)`` (a view when possible)."""
+
+        def make() -> "torch.Tensor":
+            import torch
+
+            arr = np.ascontiguousarray({"pred": self.pred_rgb, "gt": self.gt_rgb}[which])
+            if not arr.flags.writeable:  # torch warns on read-only memory; metrics never write
+                arr = arr.copy()
+            return torch.from_numpy(arr).permute(0, 3, 1, 2)
+
+        return self.cached(f"rgb:{which}", make)
+
+    def lab(self, which: str) -> "torch.Tensor":
+        """CIELAB (D65) float32 ``(N, 3, H, W)``: ``L in [0, 100]``, ``a, b`` about ``[-110, 110]``."""
+        from ..color import rgb_to_lab
+
+        return self.cached(f"lab:{which}", lambda: rgb_to_lab(self.rgb_t(which)))
+
+    def luv(self, which: str) -> "torch.Tensor":
+        """CIELUV (D65) float32 ``(N, 3, H, W)``: ``L in [0, 100]``; ``u, v`` in the sRGB gamut range."""
+        from ..color import rgb_to_luv
+
+        return self.cached(f"luv:{which}", lambda: rgb_to_luv(self.rgb_t(which)))
 
 
 @dataclass
