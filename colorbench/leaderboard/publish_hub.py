@@ -66,19 +66,21 @@ def _resolve(host: str, port: int, timeout: float):
     return box["addrs"]
 
 
-def ensure_hub_reachable(action: str, timeout: Optional[float] = None) -> str:
+def ensure_hub_reachable(action: str, timeout: Optional[float] = None,
+                         alternative: str = "use a local folder instead") -> str:
     """Return the endpoint URL, or raise :class:`HubUnavailable` within about ``timeout`` seconds.
 
     Args:
         action: what was being attempted, for the message (e.g. "publish to user/board").
+        alternative: what to do instead, for the message.
         timeout: seconds for name resolution and for the TCP connection each.
     """
     timeout = PROBE_TIMEOUT if timeout is None else timeout
     endpoint = hub_endpoint()
     hint = ("The Hugging Face Hub is not reachable from this machine, so cannot {action}. "
-            "Check the network (or unset HF_HUB_OFFLINE), or use a local folder instead. ({why})")
+            "Check the network (or unset HF_HUB_OFFLINE), or {alternative}. ({why})")
     if _offline_env():
-        raise HubUnavailable(hint.format(action=action, why="HF_HUB_OFFLINE is set"))
+        raise HubUnavailable(hint.format(action=action, alternative=alternative, why="HF_HUB_OFFLINE is set"))
     try:
         host, port = _host_port(endpoint)
         addrs = _resolve(host, port, timeout)
@@ -93,4 +95,4 @@ def ensure_hub_reachable(action: str, timeout: Optional[float] = None) -> str:
                 last = e
         raise HubUnavailable(f"cannot connect to {host}:{port}: {last}")
     except HubUnavailable as e:
-        raise HubUnavailable(hint.format(action=action, why=f"{endpoint}: {e}")) from None
+        raise HubUnavailable(hint.format(action=action, alternative=alternative, why=f"{endpoint}: {e}")) from None

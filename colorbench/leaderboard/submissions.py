@@ -283,7 +283,8 @@ def fetch_hub_safetensors(hub_id: str, revision: Optional[str], dest: Path, limi
     from .publish_hub import HubUnavailable, ensure_hub_reachable
 
     try:
-        endpoint = ensure_hub_reachable(f"fetch {hub_id}")
+        endpoint = ensure_hub_reachable(f"fetch {hub_id}",
+                                        alternative="upload the .safetensors file itself as a checkpoint")
     except HubUnavailable as e:
         raise SubmissionRefused(str(e)) from None
     from huggingface_hub import HfApi, hf_hub_download
@@ -537,7 +538,7 @@ def _write_result(cfg: WorkerConfig, doc: Dict[str, Any], sub: Submission) -> Pa
     from ..bench.runner import results_path
     from ..bench.schema import dumps, validate_results
 
-    doc["submission_kind"] = doc.get("kind", "")
+    doc["model_kind"] = doc.get("kind", "")  # e.g. the architecture's kind
     doc["kind"] = "submitted"  # the leaderboard's "type" column
     doc["submitted"] = True
     doc["provenance"] = _provenance(sub, time.time())
