@@ -53,7 +53,7 @@ def build_leaderboard(results_dir: Union[str, os.PathLike] = "results",
     fooled = load_fooled(results_dir)
     skipped = load_skipped(results_dir)
     all_skipped = {f"{m} ({ds})": r for ds, d in skipped.items() for m, r in d.items()}
-    written["tables"] += write_tables(long, out, fooled=fooled, skipped=all_skipped)
+    written["tables"] += write_tables(long, out, fooled=fooled, skipped=all_skipped, with_dataset=True)
     for dataset in sorted(long["dataset"].unique()):
         sub = long[long["dataset"] == dataset]
         folder = out / dataset_dirname(dataset)

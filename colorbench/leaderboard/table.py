@@ -283,12 +283,18 @@ def _notes(long: pd.DataFrame, skipped: Dict[str, str]) -> List[str]:
 
 def write_tables(long: pd.DataFrame, out_dir: PathLike, stem: str = "leaderboard",
                  fooled: Optional[Dict[str, Dict[str, float]]] = None,
-                 skipped: Optional[Dict[str, str]] = None, title: str = "ColorBench leaderboard") -> List[Path]:
-    """Write ``<stem>.md``, ``<stem>.csv`` and ``<stem>.html`` into ``out_dir``; returns the paths."""
+                 skipped: Optional[Dict[str, str]] = None, title: str = "ColorBench leaderboard",
+                 with_dataset: Optional[bool] = None) -> List[Path]:
+    """Write ``<stem>.md``, ``<stem>.csv`` and ``<stem>.html`` into ``out_dir``; returns the paths.
+
+    ``with_dataset``: keep the dataset column in the markdown/HTML (default: only
+    when there are several datasets; the CSV always has it).
+    """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    one_dataset = long["dataset"].nunique() == 1
-    disp = display_frame(long, fooled, with_dataset=not one_dataset)
+    if with_dataset is None:
+        with_dataset = long["dataset"].nunique() > 1
+    disp = display_frame(long, fooled, with_dataset=with_dataset)
     notes = _notes(long, skipped or {})
     datasets = ", ".join(sorted(long["dataset"].unique()))
     n = sorted({int(x) for x in long["n_images"].dropna()})
