@@ -28,8 +28,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import re
-import shutil
 import sqlite3
 import tempfile
 import time

@@ -33,7 +33,7 @@ import struct
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+from typing import Dict, Mapping, Optional, Tuple
 
 __all__ = [
     "SubmissionRefused",
@@ -48,7 +48,8 @@ __all__ = [
     "prediction_filename",
     "parse_model_card",
     "check_submitter",
-    "slugify",
+    "read_zip_png",
+    "CARD_TEMPLATE",
 ]
 
 
@@ -480,7 +481,3 @@ def check_submitter(name: Optional[str]) -> str:
     if len(name) > 64 or not name.isprintable():
         raise SubmissionRefused("The submitter name must be at most 64 printable characters.")
     return name
-
-
-def slugify(name: str) -> str:
-    return re.sub(r"[^a-z0-9._-]+", "-", name.lower()).strip("-.") or "model"
