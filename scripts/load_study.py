@@ -206,8 +206,9 @@ def run_load(url: str, participants: int = 20, judgments: int = 50, deadline_s: 
 
 
 def check_db(db: Path, acknowledged: List[Tuple[str, str, str]]) -> Dict:
-    """Open the database read-only after the run: integrity, row count, acknowledged rows present."""
-    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30)
+    """Open the database as the app would (recovering a WAL left by a crash) after the run:
+    integrity, row count, acknowledged rows present."""
+    con = sqlite3.connect(db, timeout=30)
     try:
         integrity = con.execute("PRAGMA integrity_check").fetchone()[0]
         rows = {(p, t): c for p, t, c in con.execute("SELECT participant_id, trial_id, choice FROM judgments")}

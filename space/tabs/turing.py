@@ -57,9 +57,11 @@ const arm = () => {
   Promise.all(loaded).then(() => {
     if (pair.dataset.trial !== trial || !pair.isConnected) return;
     pair.dataset.state = 'shown';
+    pair.dataset.shownAt = String(performance.now());
     setTimeout(() => {
       if (pair.dataset.trial !== trial) return;
       pair.dataset.state = 'hidden';
+      pair.dataset.hiddenAt = String(performance.now());
     }, ms);
   });
 };
@@ -172,8 +174,8 @@ class Handlers:
         size = self.service.config.image_size
         feedback = ""
         if res["correct"] is not None:
-            feedback = ("✅ Right — that one was the colorization.  \n" if res["correct"]
-                        else "❌ Not this time — that one was the real photo.  \n")
+            feedback = ("**Correct:** that one was the colorization.  \n" if res["correct"]
+                        else "**Wrong:** that one was the real photo.  \n")
         if res["done"]:
             s = res["score"]
             pct = 100.0 * s["correct"] / s["total"] if s["total"] else 0.0
