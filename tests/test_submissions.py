@@ -673,3 +673,27 @@ def test_hub_rate_limit_is_checked_before_fetching(tmp_path, tiny_arch):
 
     with pytest.raises(SubmissionRefused, match="limit is 1"):
         subs.submit_hub(store, "someone/model", tiny_arch, card("b"), "alice", fetch=fetch)
+
+
+def test_app_background_worker_drains_the_queue(tmp_path, store, tiny_dataset, monkeypatch):
+    pytest.importorskip("gradio")
+    from space.context import AppContext
+    from space.tabs import submit as tab
+
+    z = predictions_zip(tmp_path / "p.zip", tiny_dataset, size=256)
+    sub = subs.submit_predictions(store, z, tiny_dataset, card("bg-worker"), "gina")
+    ctx = AppContext(data_dir=store.data_dir, results_dir=tmp_path / "results")
+    monkeypatch.setenv("COLORBENCH_SUBMIT_METRICS", "mse")
+    stop = threading.Event()
+    try:
+        thread = tab.start_worker(ctx, store, interval=0.2, stop=stop)
+        deadline = time.monotonic() + 120
+        while store.queue.get(sub.id).status in (PENDING, RUNNING) and time.monotonic() < deadline:
+            time.sleep(0.2)
+    finally:
+        stop.set()
+    thread.join(timeout=30)
+    assert not thread.is_alive()
+    assert store.queue.get(sub.id).status == FINISHED
+    (result,) = ctx.results_dir.rglob("bg-worker.json")
+    assert_on_leaderboard(ctx.results_dir, "bg-worker", json.loads(result.read_text())["dataset"])

@@ -5,11 +5,19 @@ lays out the form, passes its fields on and shows the answer. Submissions are
 validated at once (nothing runs before that) and queued; ``colorbench
 leaderboard worker`` evaluates the queue and the results appear in the table
 above, marked as submitted.
+
+With ``COLORBENCH_SUBMIT_WORKER=1`` the app also runs that worker itself in a
+background thread (for a Space without a separate job), polling every
+``COLORBENCH_SUBMIT_POLL`` seconds (default 30); ``COLORBENCH_SUBMIT_DATASETS`` and
+``COLORBENCH_SUBMIT_METRICS`` (comma-separated) choose what checkpoints are
+evaluated on (default: ``builtin``, every metric).
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import threading
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
@@ -89,6 +97,41 @@ def submit(store, kind_label: str, file_path: Optional[str], hub_id: str, arch: 
             f"`{sub.content_hash[:12]}`. It will be evaluated by the leaderboard worker; its status shows below.")
 
 
+def _env_list(name: str) -> Optional[Tuple[str, ...]]:
+    items = tuple(x.strip() for x in os.environ.get(name, "").split(",") if x.strip())
+    return items or None
+
+
+def start_worker(ctx: AppContext, store, interval: float = 30.0,
+                 stop: Optional[threading.Event] = None) -> threading.Thread:
+    """Evaluate the queue in a daemon thread: drain it, sleep ``interval`` seconds, repeat until ``stop`` is set.
+
+    Results go to ``ctx.results_dir``; a crash of one round is logged and the next round goes on.
+    """
+    from colorbench.leaderboard.submissions import WorkerConfig, run_worker
+
+    cfg = WorkerConfig(results_dir=Path(ctx.results_dir), datasets=_env_list("COLORBENCH_SUBMIT_DATASETS") or
+                       ("builtin",), metrics=_env_list("COLORBENCH_SUBMIT_METRICS"))
+    stop = stop or threading.Event()
+
+    def loop() -> None:
+        first = True
+        while not stop.is_set():
+            try:
+                # a worker that died mid-evaluation (the app restarted) left RUNNING rows: retry them once at start
+                done = run_worker(store, cfg, requeue_after_s=0.0 if first else None)
+                first = False
+                for s in done:
+                    log.info("submission #%d %s: %s %s", s.id, s.model_name, s.status, s.reason or "")
+            except Exception:
+                log.exception("submission worker round failed")
+            stop.wait(interval)
+
+    t = threading.Thread(target=loop, name="submission-worker", daemon=True)
+    t.start()
+    return t
+
+
 def _architectures(ctx: AppContext) -> List[str]:
     """Registered architectures that have weights (baselines have none)."""
     from colorbench.models import model_info
@@ -130,6 +173,8 @@ def build(ctx: AppContext) -> None:
     from colorbench.leaderboard.submit_validate import CARD_TEMPLATE
 
     store = _store_factory(ctx)
+    if os.environ.get("COLORBENCH_SUBMIT_WORKER") == "1":
+        start_worker(ctx, store(), interval=float(os.environ.get("COLORBENCH_SUBMIT_POLL", 30)))
     gr.Markdown(_intro(ctx), elem_classes=["cb-note"])
     with gr.Row():
         with gr.Column(scale=1):
