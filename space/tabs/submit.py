@@ -10,7 +10,8 @@ With ``COLORBENCH_SUBMIT_WORKER=1`` the app also runs that worker itself in a
 background thread (for a Space without a separate job), polling every
 ``COLORBENCH_SUBMIT_POLL`` seconds (default 30); ``COLORBENCH_SUBMIT_DATASETS`` and
 ``COLORBENCH_SUBMIT_METRICS`` (comma-separated) choose what checkpoints are
-evaluated on (default: ``builtin``, every metric).
+evaluated on (default: ``builtin``, every metric); evaluations left RUNNING for
+``COLORBENCH_SUBMIT_STALE`` seconds (default 3600) are retried.
 """
 
 from __future__ import annotations
@@ -114,13 +115,13 @@ def start_worker(ctx: AppContext, store, interval: float = 30.0,
                        ("builtin",), metrics=_env_list("COLORBENCH_SUBMIT_METRICS"))
     stop = stop or threading.Event()
 
+    # a worker that died mid-evaluation (e.g. the app restarted) left RUNNING rows: retried once this old
+    stale = float(os.environ.get("COLORBENCH_SUBMIT_STALE", 3600))
+
     def loop() -> None:
-        first = True
         while not stop.is_set():
             try:
-                # a worker that died mid-evaluation (the app restarted) left RUNNING rows: retry them once at start
-                done = run_worker(store, cfg, requeue_after_s=0.0 if first else None)
-                first = False
+                done = run_worker(store, cfg, requeue_after_s=stale)
                 for s in done:
                     log.info("submission #%d %s: %s %s", s.id, s.model_name, s.status, s.reason or "")
             except Exception:
