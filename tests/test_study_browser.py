@@ -209,8 +209,14 @@ def test_participant_plays_practice_pairs_and_images_hide_after_exposure(browser
     cdp.wait_for("document.readyState === 'complete' && !!document.querySelector('button[role=tab]')", 90)
     cdp.wait_for("""(() => { const t = Array.from(document.querySelectorAll('button[role=tab]'))
         .find(b => b.textContent.includes('Turing')); if (t) t.click(); return !!t; })()""", 30)
-    cdp.wait_for("!!document.querySelector('#cb-turing-start')", 30)
-    cdp.eval("document.querySelector('#cb-turing-consent input[type=checkbox]').click()")
+    try:
+        cdp.wait_for("!!document.querySelector('#cb-turing-consent input[type=checkbox]') && "
+                     "!!document.querySelector('#cb-turing-start')", 60)
+    except TimeoutError:
+        cdp.screenshot(shots / "turing_not_found.png")
+        raise
+    cdp.wait_for("""(() => { const c = document.querySelector('#cb-turing-consent input[type=checkbox]');
+        if (!c.checked) c.click(); return c.checked; })()""", 30)
     cdp.eval("document.querySelector('#cb-turing-start').click()")
 
     clicked = []
