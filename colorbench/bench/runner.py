@@ -191,10 +191,13 @@ def _model_runs(names: Optional[Sequence[str]], pool: Callable[[], List[np.ndarr
             continue
         try:
             net = _load_model(name)
-        except (WeightsUnavailable, WeightsCorrupted, ValueError, OSError, ImportError) as e:
-            reason = f"{type(e).__name__}: {e}"
-            log.warning("skipping model %s: %s", name, reason)
-            skipped[name] = reason
+        except (WeightsUnavailable, WeightsCorrupted) as e:
+            skipped[name] = f"{type(e).__name__}: {e}"
+            log.info("skipping model %s: %s", name, skipped[name])
+            continue
+        except Exception as e:  # a model that cannot be built must not stop the other models
+            skipped[name] = f"{type(e).__name__}: {e}"
+            log.warning("skipping model %s: it failed to load", name, exc_info=True)
             continue
         if hasattr(net, "set_pool"):
             net.set_pool(pool())
@@ -262,7 +265,7 @@ def _evaluate_shard(cfg: BenchConfig, shard: Any, runs: List[_ModelRun], metrics
                         stats = metric.stats()
                     except MetricUnavailable as e:
                         missing[run.name][mname] = str(e) or type(e).__name__
-                        log.warning("metric %s unavailable for %s: %s", mname, run.name, e)
+                        log.info("metric %s unavailable for %s: %s", mname, run.name, e)
                         continue
                     if len(stats) != len(ids):
                         raise RuntimeError(f"metric {mname} returned {len(stats)} rows for {len(ids)} images")
@@ -301,11 +304,13 @@ def _result_doc(cfg: BenchConfig, dataset: Any, run: _ModelRun, metrics: Dict[st
             else:
                 entry = res.to_json()
                 entry.update(meta)
+                c = _curve(res.extra)
+                if c is not None:  # kept once, under "curves"
+                    curves[mname] = c
+                    entry.pop("curve", None)
+                    entry.pop("thresholds", None)
                 doc_metrics[mname] = entry
                 per_image[mname] = {i: res.per_image[i] for i in ids}
-                c = _curve(res.extra)
-                if c is not None:
-                    curves[mname] = c
                 if res.extra.get("classifier"):
                     classifier = classifier or res.extra["classifier"]
                 continue
@@ -408,7 +413,7 @@ def run_benchmark(cfg: BenchConfig, on_predicted: Optional[PredictedHook] = None
                     metrics[m] = create_metric(m)
                 except MetricUnavailable as e:
                     unavailable[m] = str(e) or type(e).__name__
-                    log.warning("metric %s unavailable: %s", m, e)
+                    log.info("metric %s unavailable: %s", m, e)
             missing = {r.name: dict(unavailable) for r in runs}
             for r in runs:
                 if cfg.cache and r.net is not None:

@@ -82,6 +82,17 @@ def plot_auc_curves(docs: Sequence[Dict[str, Any]], dataset: str, out_dir: Path,
     return _save(fig, Path(out_dir) / f"auc_curves_{_slug(dataset)}.png")
 
 
+def _axis_top(vals: np.ndarray, hi: np.ndarray) -> Optional[float]:
+    """An upper y limit that cuts a single outlying bar (more than 3x every other), else None."""
+    if len(vals) < 3 or (vals < 0).any():
+        return None
+    order = np.argsort(vals)
+    rest = vals[order[:-1]] + hi[order[:-1]]
+    if vals[order[-1]] <= 3 * rest.max() or rest.max() <= 0:
+        return None
+    return float(1.35 * rest.max())
+
+
 def plot_metric_bars(long: pd.DataFrame, dataset: str, metric: str, out_dir: Path) -> Optional[Path]:
     """Bar chart of one metric on one dataset with 95% interval error bars; None if no value."""
     sub = long[(long["dataset"] == dataset) & (long["metric"] == metric) & long["value"].notna()]
@@ -98,9 +109,21 @@ def plot_metric_bars(long: pd.DataFrame, dataset: str, metric: str, out_dir: Pat
         hi = np.nan_to_num(finite["ci_hi"].to_numpy(float) - vals, nan=0.0, posinf=0.0, neginf=0.0).clip(min=0)
         colors = ["0.2" if m == GROUND_TRUTH else ("0.65" if k == "baseline" else "C0")
                   for m, k in zip(finite["model"], finite["kind"])]
-        ax.bar(range(len(finite)), vals, yerr=[lo, hi], capsize=4, color=colors)
+        bars = ax.bar(range(len(finite)), vals, yerr=[lo, hi], capsize=4, color=colors)
         ax.set_xticks(range(len(finite)))
         ax.set_xticklabels(list(finite["model"]), rotation=30, ha="right")
+        top = _axis_top(vals, hi)
+        if top is not None:  # one bar (e.g. the ground truth's capped PSNR) would flatten the others
+            ax.set_ylim(min(0.0, float(np.min(vals - lo))), top)
+        for b, v, h in zip(bars, vals, hi):
+            x = b.get_x() + b.get_width() / 2
+            if top is not None and v > top:  # label inside the cut bar
+                ax.annotate(f"{v:.3g}\n(axis cut)", (x, top), ha="center", va="top", fontsize=7, color="white",
+                            xytext=(0, -4), textcoords="offset points")
+            else:
+                ax.annotate(f"{v:.3g}", (x, v + h), ha="center", va="bottom", fontsize=7,
+                            xytext=(0, 2), textcoords="offset points")
+        ax.margins(y=0.08)
     arrow = "higher is better" if hib else "lower is better"
     ax.set_title(f"{metric} ({arrow}) — {dataset}, 95% bootstrap intervals")
     ax.set_ylabel(metric)

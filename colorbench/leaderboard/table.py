@@ -195,8 +195,8 @@ def fmt_cell(v: float, lo: float, hi: float) -> str:
     s = fmt_number(v)
     if s == "—" or any(map(lambda x: x is None or not math.isfinite(x), (v, lo, hi))):
         return s
-    half = (hi - lo) / 2.0
-    return s if half <= 0 else f"{s} ± {fmt_number(half)}"
+    half = fmt_number((hi - lo) / 2.0)
+    return s if float(half) == 0 else f"{s} ± {half}"
 
 
 def column_label(metric: str, higher_is_better: bool) -> str:
@@ -270,14 +270,20 @@ def to_markdown(df: pd.DataFrame) -> str:
     return "\n".join([head, sep, *body]) + "\n"
 
 
+def _short(reason: str, limit: int = 160) -> str:
+    """First line of a reason, at most ``limit`` characters (the JSONs keep the full text)."""
+    line = str(reason).splitlines()[0] if reason else ""
+    return line if len(line) <= limit else line[: limit - 1].rstrip() + "…"
+
+
 def _notes(long: pd.DataFrame, skipped: Dict[str, str]) -> List[str]:
     notes = [f"{UP} higher is better, {DOWN} lower is better; cells are value ± half-width of the "
              "bootstrap 95% interval over images (exact bounds in the CSV); — = missing."]
     miss = long[long["missing"].notna()].drop_duplicates(["metric", "missing"])
     for r in miss.itertuples(index=False):
-        notes.append(f"missing `{r.metric}`: {r.missing}")
+        notes.append(f"missing `{r.metric}`: {_short(r.missing)}")
     for model, reason in sorted(skipped.items()):
-        notes.append(f"skipped model `{model}`: {reason.splitlines()[0][:300]}")
+        notes.append(f"skipped model `{model}`: {_short(reason)}")
     return notes
 
 
