@@ -178,6 +178,16 @@ def test_ab_bins_equal_the_brute_force_nearest_centre(real_pairs):
     ab = sk_ab(gt[:2])
     got = ab_bins(torch.from_numpy(ab).permute(0, 3, 1, 2).float()).numpy()
     np.testing.assert_array_equal(got, ref_bins(ab))
+    # also far outside the gamut, where the nearest grid point is no bin (the full-search fallback)
+    from colorbench.color import ab_centers
+
+    wild = np.random.default_rng(5).uniform(-190, 190, (1, 40, 50, 2)).astype(np.float32)
+    got = ab_bins(torch.from_numpy(wild).permute(0, 3, 1, 2)).numpy().ravel()
+    want = ref_bins(wild.astype(np.float64)).ravel()
+    d = ((wild.reshape(-1, 1, 2).astype(np.float64) - ab_centers()[None]) ** 2).sum(-1)
+    rows = np.arange(d.shape[0])
+    assert np.all(np.abs(d[rows, got] - d[rows, want]) < 1e-2)  # equal up to exact ties
+    assert np.mean(got == want) > 0.999
 
 
 def test_rebalanced_weights_are_inverse_smoothed_prior():

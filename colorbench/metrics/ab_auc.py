@@ -40,8 +40,8 @@ N_THRESHOLDS = THRESHOLDS.size  # 151
 _NCOL = N_THRESHOLDS + 1  # per-image row: 151 cumulative weighted counts, then the total weight
 
 _GRID = 10.0
-_GRID_MIN = -130.0  # the lookup grid spans [-130, 130] in a and b (wider than any sRGB colour)
-_GRID_N = 27
+_GRID_HALF = 20  # the lookup grid spans [-200, 200] in a and b; its border holds no bin
+_GRID_N = 2 * _GRID_HALF + 1
 
 
 # -----------------------------------------------------------------------------
@@ -66,7 +66,7 @@ def cumulative_counts(dist: torch.Tensor, weights: Optional[torch.Tensor] = None
     """
     n = dist.shape[0]
     # d <= t (t integer)  <=>  ceil(d) <= t ; distances above 150 go to bin 151 (never counted)
-    k = torch.ceil(dist.reshape(n, -1).double()).clamp_(0, N_THRESHOLDS).long()
+    k = torch.ceil(dist.reshape(n, -1)).clamp_(0, N_THRESHOLDS).long()
     k += torch.arange(n, dtype=torch.long).view(n, 1) * _NCOL
     w = None if weights is None else weights.reshape(n, -1).double().flatten()
     hist = torch.bincount(k.flatten(), weights=w, minlength=n * _NCOL).double().view(n, _NCOL)
@@ -92,11 +92,11 @@ def auc_from_counts(rows: np.ndarray) -> float:
 
 @functools.lru_cache(maxsize=1)
 def _grid_table() -> torch.Tensor:
-    """``(27, 27)`` int64: the 313-bin index of each grid point of [-130, 130]^2 (step 10), or -1."""
+    """Flat ``(41 * 41,)`` int64: the 313-bin index of each point of the step-10 grid on [-200, 200]^2, or -1."""
     table = torch.full((_GRID_N, _GRID_N), -1, dtype=torch.long)
-    ij = np.rint((ab_centers() - _GRID_MIN) / _GRID).astype(np.int64)
-    table[torch.from_numpy(ij[:, 0]), torch.from_numpy(ij[:, 1])] = torch.arange(NUM_AB_BINS)
-    return table
+    ij = torch.from_numpy(np.rint(ab_centers() / _GRID).astype(np.int64) + _GRID_HALF)
+    table[ij[:, 0], ij[:, 1]] = torch.arange(NUM_AB_BINS)
+    return table.flatten()
 
 
 def ab_bins(ab: torch.Tensor) -> torch.Tensor:
@@ -106,11 +106,8 @@ def ab_bins(ab: torch.Tensor) -> torch.Tensor:
     the bins are the in-gamut points of a grid of step 10, so a pixel whose nearest
     grid point is a bin takes that bin; only the others (rare) run the full search.
     """
-    idx = torch.round((ab.float() - _GRID_MIN) / _GRID).long()
-    inside = ((idx >= 0) & (idx < _GRID_N)).all(1)
-    ia, ib = idx[:, 0].clamp(0, _GRID_N - 1), idx[:, 1].clamp(0, _GRID_N - 1)
-    out = _grid_table()[ia, ib]
-    out = torch.where(inside, out, torch.full_like(out, -1))
+    q = torch.round(ab.float() * (1.0 / _GRID)).long().add_(_GRID_HALF).clamp_(0, _GRID_N - 1)
+    out = _grid_table()[q[:, 0] * _GRID_N + q[:, 1]]  # clamped points land on the border: -1
     miss = out < 0
     if bool(miss.any()):
         pix = ab.float().permute(0, 2, 3, 1)[miss]  # (P, 2)
