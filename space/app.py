@@ -12,7 +12,7 @@ import importlib
 import importlib.util
 import logging
 import os
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional
 
 import gradio as gr
 
@@ -64,18 +64,21 @@ def _has_module(module: str) -> bool:
 def build_app(ctx: Optional[AppContext] = None) -> gr.Blocks:
     """The whole app as a ``gr.Blocks`` with its queue configured (not launched).
 
-    Loads no model: models are created on first use and cached by the pipeline.
+    Loads no model while building: models are created on first use and cached by the
+    pipeline; models whose availability the cheap check cannot decide (ensembles)
+    are built in a background thread after start.
     """
     from .tabs import about, colorize, leaderboard, video
 
     ctx = ctx or AppContext.from_env()
+    on_load: List[Dict[str, Any]] = []
     with gr.Blocks(title="ColorBench", analytics_enabled=False) as demo:
         gr.Markdown(INTRO)
         with gr.Tabs():
             with gr.Tab("Colorize", id="colorize"):
-                colorize.build(ctx)
+                on_load += colorize.build(ctx) or []
             with gr.Tab("Video", id="video"):
-                video.build(ctx)
+                on_load += video.build(ctx) or []
             if _has_module("turing"):
                 with gr.Tab("Turing test", id="turing"):
                     _optional_tab("turing", ctx)
@@ -90,6 +93,9 @@ def build_app(ctx: Optional[AppContext] = None) -> gr.Blocks:
                     log.info("tab module space.tabs.submit is not present; submissions skipped")
             with gr.Tab("About", id="about"):
                 about.build(ctx)
+        for event in on_load:  # menus reflect models found unavailable after start
+            demo.load(**event, api_visibility="private", show_progress="hidden", queue=False)
+    ctx.catalog.verify_pending()  # background: builds models the cheap check cannot decide
     demo.queue(default_concurrency_limit=ctx.concurrency_limit, max_size=ctx.queue_max_size)
     return demo
 

@@ -38,12 +38,16 @@ class ModelStatus:
             "weights are downloaded on first use"); empty otherwise.
         info: the registry meta (``kind``, ``paper``, ``description``, ``hints``,
             ``temperature``, ``weights``).
+        verified: False when the cheap check could not decide (a model with no
+            weights of its own that is not a baseline, e.g. an ensemble whose members
+            carry the weights); :meth:`ModelCatalog.verify_pending` builds it to find out.
     """
 
     name: str
     available: bool
     reason: str = ""
     info: Dict[str, Any] = field(default_factory=dict, compare=False)
+    verified: bool = True
 
     @property
     def kind(self) -> str:
@@ -110,7 +114,7 @@ class ModelCatalog:
             return ModelStatus(name, False, str(e))
         spec = info.get("weights")
         if spec is None:
-            return ModelStatus(name, True, "", info)
+            return ModelStatus(name, True, "", info, verified=info.get("kind") == "baseline")
         try:
             resolve(spec, download=False)
             return ModelStatus(name, True, "", info)
@@ -151,11 +155,47 @@ class ModelCatalog:
     def available(self) -> List[str]:
         return [s.name for s in self.statuses() if s.available]
 
+    def verify(self, name: str) -> ModelStatus:
+        """Decide an unverified model by building it (through the pipeline's cache, so the
+        work is not wasted); a failure marks it unavailable with the error as reason."""
+        st = self.status(name)
+        if st.verified or not st.available:
+            return st
+        from colorbench.pipeline import get_model
+
+        try:
+            get_model(name)
+        except Exception as e:  # missing member weights, corrupted files, ...
+            self.mark_unavailable(name, f"{type(e).__name__}: {e}")
+        else:
+            with self._lock:
+                self._cache[name] = ModelStatus(name, True, st.reason, st.info, verified=True)
+        return self.status(name)
+
+    def verify_pending(self, background: bool = True) -> Optional[threading.Thread]:
+        """Verify every unverified model, in a daemon thread by default (the app keeps starting)."""
+        pending = [s.name for s in self.statuses() if s.available and not s.verified]
+        if not pending:
+            return None
+
+        def run() -> None:
+            for n in pending:
+                self.verify(n)
+            log.info("verified %d model(s): %s", len(pending),
+                     ", ".join(f"{n}={'ok' if self.status(n).available else 'unavailable'}" for n in pending))
+
+        if not background:
+            run()
+            return None
+        t = threading.Thread(target=run, name="colorbench-verify-models", daemon=True)
+        t.start()
+        return t
+
     def mark_unavailable(self, name: str, reason: str) -> None:
         """Record a failure seen at run time (e.g. a download that failed)."""
         old = self.status(name)
         with self._lock:
-            self._cache[name] = ModelStatus(name, False, reason, old.info)
+            self._cache[name] = ModelStatus(name, False, reason, old.info, verified=True)
         log.warning("model %s marked unavailable: %s", name, reason)
 
 
@@ -215,11 +255,18 @@ class AppContext:
         return self.data_dir / "outputs"
 
     def pick_default_model(self) -> Optional[str]:
-        """``default_model`` when it can run here, else the first available model."""
-        avail = self.catalog.available()
-        if self.default_model in avail:
+        """``default_model`` when it can run here; else a verified trained model; else a
+        baseline (``gray`` first); None when nothing can run."""
+        statuses = [s for s in self.catalog.statuses() if s.available]
+        names = [s.name for s in statuses]
+        if self.default_model in names:
             return self.default_model
-        return avail[0] if avail else None
+        trained = [s.name for s in statuses if s.verified and s.kind != "baseline"]
+        if trained:
+            return trained[0]
+        if "gray" in names:
+            return "gray"
+        return names[0] if names else None
 
     def example_images(self, limit: int = 0) -> List[Path]:
         """Example photos, sorted by name (all when ``limit`` is 0)."""

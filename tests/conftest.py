@@ -119,6 +119,14 @@ def start_app(base_dir: Path, env: Optional[Dict[str, str]] = None, timeout: flo
     return app
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Expose each phase's report as ``item.rep_<phase>`` (fixtures use it to save evidence on failure)."""
+    outcome = yield
+    rep = outcome.get_result()
+    setattr(item, f"rep_{rep.when}", rep)
+
+
 @pytest.fixture(scope="session")
 def app_server(tmp_path_factory) -> Iterator[RunningApp]:
     """One real app for the session (small limits so the limit paths are cheap to test)."""
@@ -151,6 +159,12 @@ def app_factory(tmp_path) -> Iterator[Callable[..., RunningApp]]:
 def screenshot_dir(tmp_path_factory) -> Path:
     """Where browser tests save screenshots (a tmp dir; copied to ``$COLORBENCH_SCREENSHOTS`` if set)."""
     return tmp_path_factory.mktemp("screenshots")
+
+
+@pytest.fixture(scope="session")
+def save_shot(screenshot_dir) -> Callable[[bytes, str], Path]:
+    """``save_shot(png_bytes, name)`` -> path in ``screenshot_dir`` (and ``$COLORBENCH_SCREENSHOTS``)."""
+    return lambda png, name: save_screenshot(png, name, screenshot_dir)
 
 
 def save_screenshot(png: bytes, name: str, folder: Path) -> Path:

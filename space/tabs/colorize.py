@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 
 VIEW_SIDE = 768  # longest side of the hint canvas shown in the page
 OUTPUT_TTL = 3600.0  # seconds result files stay on disk
-HINT_RADIUS_FRAC = 0.012  # marker radius as a fraction of the canvas's longest side
+HINT_RADIUS_FRAC = 0.018  # marker radius as a fraction of the canvas's longest side
 
 
 class CheckedImage(gr.Image):
@@ -152,6 +152,10 @@ def unavailable_markdown(statuses: Sequence[ModelStatus]) -> str:
     return "\n".join(f"- **{s.name}** — {s.reason}" for s in bad)
 
 
+def unavailable_label(n_bad: int) -> str:
+    return f"Unavailable models ({n_bad})" if n_bad else "All models available"
+
+
 def models_markdown(statuses: Sequence[ModelStatus], chosen: Sequence[str]) -> str:
     by_name = {s.name: s for s in statuses}
     lines = []
@@ -246,11 +250,27 @@ class ColorizeHandlers:
         return self._canvas(src, []), [], hints_markdown([])
 
     def on_models(self, chosen: Sequence[str]):
-        """-> (temperature slider update, model notes)."""
+        """-> (temperature slider update, model notes, hints accordion update)."""
         statuses = self.ctx.catalog.statuses()
         by = {s.name: s for s in statuses}
         temp = any(by[n].temperature for n in chosen or [] if n in by)
-        return gr.update(visible=temp), models_markdown(statuses, chosen)
+        hints = any(by[n].hints for n in chosen or [] if n in by)
+        return gr.update(visible=temp), models_markdown(statuses, chosen), (gr.update(open=True) if hints
+                                                                           else gr.update())
+
+    def refresh_models(self, chosen: Optional[Sequence[str]]):
+        """On page load: the menu and the unavailable list as they are now (a model may have
+        been found unavailable since start). -> (menu, unavailable text, accordion)."""
+        statuses = self.ctx.catalog.statuses()
+        available = [s for s in statuses if s.available]
+        names = {s.name for s in available}
+        keep = [c for c in (chosen or []) if c in names]
+        if not keep:
+            default = self.ctx.pick_default_model()
+            keep = [default] if default else []
+        n_bad = len(statuses) - len(available)
+        return (gr.update(choices=[(model_label(s), s.name) for s in available], value=keep),
+                unavailable_markdown(statuses), gr.update(label=unavailable_label(n_bad)))
 
     def run(self, path: Optional[str], chosen: Sequence[str], T: float, hints: List,
             progress=gr.Progress()):
@@ -279,6 +299,7 @@ class ColorizeHandlers:
         results: Dict[str, str] = {}
         notes: List[str] = []
         errors: List[str] = []
+        ignored: List[str] = []
         for i, name in enumerate(chosen):
             progress((i, len(chosen)), desc=f"{name}")
             st = ctx.catalog.status(name)
@@ -287,7 +308,7 @@ class ColorizeHandlers:
                 continue
             use_hints = [tuple(h[:2]) + (tuple(h[2]),) for h in hints or []] if st.hints else None
             if hints and not st.hints:
-                notes.append(f"{name} ignores hints")
+                ignored.append(name)
             t0 = time.perf_counter()
             try:
                 res = colorize(rgb, name, T=float(T) if st.temperature else None, hints=use_hints or None)
@@ -310,7 +331,8 @@ class ColorizeHandlers:
             gr.Warning(e)
         first = next(iter(results))
         status = (f"Colorized {W}×{H} px" + (" (colour photo reduced to its lightness)" if colour else "")
-                  + ": " + "; ".join(notes) + ".")
+                  + ": " + "; ".join(notes) + "."
+                  + (f" Hints ignored by {', '.join(ignored)} (they take none)." if ignored else ""))
         radio = gr.update(choices=list(results), value=first, visible=len(results) > 1)
         state = {"before": gray_path, "results": results}
         return (gray_path, results[first]), gallery, list(results.values()), status, radio, state
@@ -349,8 +371,11 @@ class ColorizeHandlers:
 # --------------------------------------------------------------------------- layout
 
 
-def build(ctx: AppContext) -> None:
-    """Lay out the Colorize tab inside the current ``gr.Blocks`` (call within a ``gr.Tab``)."""
+def build(ctx: AppContext) -> List[Dict[str, Any]]:
+    """Lay out the Colorize tab inside the current ``gr.Blocks`` (call within a ``gr.Tab``).
+
+    Returns the page-load events to register (``Blocks.load`` keyword arguments).
+    """
     h = ColorizeHandlers(ctx)
     statuses = ctx.catalog.statuses()
     available = [s for s in statuses if s.available]
@@ -376,38 +401,37 @@ def build(ctx: AppContext) -> None:
                                  elem_id="colorize-models")
             model_notes = gr.Markdown(models_markdown(statuses, [default] if default else []),
                                       elem_id="colorize-model-notes")
-            with gr.Accordion(f"Unavailable models ({n_bad})" if n_bad else "All models available",
-                              open=False, visible=True):
-                gr.Markdown(unavailable_markdown(statuses), elem_id="colorize-unavailable")
+            run = gr.Button("Colorize", variant="primary", elem_id="colorize-run")
+            with gr.Accordion(unavailable_label(n_bad), open=False, elem_id="colorize-unavailable-box") as bad_box:
+                unavailable = gr.Markdown(unavailable_markdown(statuses), elem_id="colorize-unavailable")
             default_temp = bool(default and ctx.catalog.status(default).temperature)
             temperature = gr.Slider(0.05, 1.0, value=0.38, step=0.01, label="Temperature (classification models)",
                                     info="Annealed mean: lower is more vivid, 1 is the plain mean.",
                                     visible=default_temp)
-            with gr.Accordion("User hints (SIGGRAPH17)", open=False):
+            with gr.Accordion("User hints (SIGGRAPH17)", open=False, elem_id="colorize-hints") as hints_box:
                 gr.Markdown("Click the lightness image to place a colour hint at that point. "
                             "Only models that accept hints use them (marked *hints* in the menu).")
+                colour = gr.ColorPicker(value="#d03020", label="Hint colour", elem_id="colorize-hint-colour")
                 with gr.Row():
-                    colour = gr.ColorPicker(value="#d03020", label="Hint colour", scale=1)
-                    undo = gr.Button("Undo", size="sm", scale=0)
-                    clear = gr.Button("Clear", size="sm", scale=0)
+                    undo = gr.Button("Undo last hint", size="sm", elem_id="colorize-undo")
+                    clear = gr.Button("Clear hints", size="sm", elem_id="colorize-clear")
                 canvas = gr.Image(label="Click to add hints", interactive=False, format="png", height=320,
                                   elem_id="colorize-canvas")
                 hints_text = gr.Markdown(hints_markdown([]))
-            run = gr.Button("Colorize", variant="primary", elem_id="colorize-run")
         with gr.Column(scale=3, min_width=360):
             status = gr.Markdown("Upload a photo or pick an example, then press **Colorize**.",
                                  elem_id="colorize-status")
             slider = gr.ImageSlider(label="Before / after (drag the handle)", format="png", type="filepath",
                                     elem_id="colorize-slider", max_height=560)
             compare = gr.Radio(choices=[], label="Before / after for", visible=False)
-            gallery = gr.Gallery(label="Side by side", format="png", columns=3, height="auto", object_fit="contain",
+            gallery = gr.Gallery(label="Side by side", format="png", columns=3, rows=1, object_fit="contain",
                                  elem_id="colorize-gallery")
             files = gr.File(label="Download PNG", file_count="multiple", interactive=False,
                             elem_id="colorize-files")
 
     image_in.change(h.on_image, inputs=[image_in], outputs=[src_state, canvas, hints_state, hints_text],
                     api_visibility="private", show_progress="minimal")
-    models.change(h.on_models, inputs=[models], outputs=[temperature, model_notes], api_visibility="private",
+    models.change(h.on_models, inputs=[models], outputs=[temperature, model_notes, hints_box], api_visibility="private",
                   show_progress="hidden")
     canvas.select(h.add_hint, inputs=[src_state, hints_state, colour], outputs=[canvas, hints_state, hints_text],
                   api_visibility="private", show_progress="hidden")
@@ -426,6 +450,8 @@ def build(ctx: AppContext) -> None:
         api_model = gr.Textbox(label="model name", value=default or "")
         api_out = gr.Image(label="colorized", format="png", type="filepath")
         api_button = gr.Button("api")
+    on_load = [dict(fn=h.refresh_models, inputs=[models], outputs=[models, unavailable, bad_box])]
     api_button.click(h.api, inputs=[api_file, api_model], outputs=[api_out], api_name="colorize",
                      api_description="Colorize an image file with a registered model; returns a PNG of the "
                                      "input's size whose lightness is the input's.")
+    return on_load

@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 import gradio as gr
 import numpy as np
@@ -193,6 +193,13 @@ class VideoHandlers:
     def __init__(self, ctx: AppContext) -> None:
         self.ctx = ctx
 
+    def refresh_models(self, chosen: Optional[str]):
+        """On page load: the model menu as it is now."""
+        available = [s for s in self.ctx.catalog.statuses() if s.available]
+        names = {s.name for s in available}
+        value = chosen if chosen in names else self.ctx.pick_default_model()
+        return gr.update(choices=[(model_label(s), s.name) for s in available], value=value)
+
     def describe(self, path: Optional[str]) -> str:
         if not path:
             return self.limits_text()
@@ -243,8 +250,8 @@ class VideoHandlers:
         return str(dst), status
 
 
-def build(ctx: AppContext) -> None:
-    """Lay out the Video tab inside the current ``gr.Tab``."""
+def build(ctx: AppContext) -> List[Dict[str, Any]]:
+    """Lay out the Video tab inside the current ``gr.Tab``; returns its page-load events."""
     h = VideoHandlers(ctx)
     statuses = [s for s in ctx.catalog.statuses() if s.available]
     default = ctx.pick_default_model()
@@ -267,3 +274,4 @@ def build(ctx: AppContext) -> None:
     video_in.change(h.describe, inputs=[video_in], outputs=[info], api_visibility="private", show_progress="hidden")
     run.click(h.run, inputs=[video_in, model, temperature, smooth, strength], outputs=[video_out, status],
               api_name="colorize_video", concurrency_limit=1, concurrency_id="video")
+    return [dict(fn=h.refresh_models, inputs=[model], outputs=[model])]
