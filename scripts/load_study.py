@@ -86,14 +86,17 @@ def launch_app(data_dir: Path, study_config: Optional[Path] = None, port: Option
     """Start the real app (``python app.py``) on loopback; yields once it answers HTTP.
 
     Env: ``GRADIO_SERVER_PORT``, ``COLORBENCH_DATA_DIR``, ``COLORBENCH_STUDY_CONFIG``,
-    ``COLORBENCH_OFFLINE=1`` (no network probes). The server is stopped on exit.
+    ``COLORBENCH_OFFLINE=1`` and ``HF_HUB_OFFLINE=1`` (no network), one torch thread. The
+    server is stopped on exit. (The same launch as ``tests/conftest.py``'s ``start_app``;
+    kept here so this script runs without pytest.)
     """
     port = port or free_port()
     data_dir = Path(data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "GRADIO_SERVER_PORT": str(port), "GRADIO_SERVER_NAME": "127.0.0.1",
-           "COLORBENCH_DATA_DIR": str(data_dir), "COLORBENCH_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False",
-           "PYTHONUNBUFFERED": "1"}
+           "COLORBENCH_DATA_DIR": str(data_dir), "COLORBENCH_OFFLINE": "1", "HF_HUB_OFFLINE": "1",
+           "GRADIO_ANALYTICS_ENABLED": "False", "GRADIO_TEMP_DIR": str(data_dir / "gradio_tmp"),
+           "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
     if study_config is not None:
         env["COLORBENCH_STUDY_CONFIG"] = str(study_config)
     env.update(extra_env or {})

@@ -521,3 +521,61 @@ def test_sync_appends_jsonl_for_the_scheduler_and_survives_a_failing_hub(built, 
     time.sleep(0.2)
     assert not s2.active
     s2.append({"id": 1})  # keeps the line locally, never raises
+
+
+# --------------------------------------------------------------------------- the tab, built without launching
+
+
+def _ctx(tmp_path, available):
+    from space.context import AppContext
+
+    class Catalog:
+        def status(self, name):
+            class S:
+                pass
+
+            s = S()
+            s.available = name in available
+            s.reason = "" if s.available else f"no weights for {name}"
+            return s
+
+    return AppContext(data_dir=tmp_path, catalog=Catalog())
+
+
+def _blocks(ctx):
+    import gradio as gr
+
+    from space.tabs import turing
+
+    with gr.Blocks() as demo:
+        turing.build(ctx)
+    return demo
+
+
+def test_tab_exposes_named_endpoints_and_keeps_available_models(tmp_path, monkeypatch):
+    import gradio as gr
+
+    cfg = tmp_path / "s.json"
+    cfg.write_text(json.dumps({"name": "tab", "models": ["gray", "nope"]}))
+    monkeypatch.setenv("COLORBENCH_STUDY_CONFIG", str(cfg))
+    from space.tabs import turing
+
+    service, unavailable = turing.make_service(_ctx(tmp_path, {"gray", "random"}))
+    assert service.config.models == ("gray",) and unavailable == {}
+    assert service.store.path == tmp_path / "study.sqlite"
+    demo = _blocks(_ctx(tmp_path, {"gray", "random"}))
+    api = {d.api_name for d in demo.fns.values() if d.api_visibility == "public"}
+    assert {"study_start", "study_answer"} <= api
+    start = next(b for b in demo.blocks.values() if getattr(b, "elem_id", None) == "cb-turing-start")
+    assert isinstance(start, gr.Button) and start.interactive is not False
+
+
+def test_tab_says_when_no_model_of_the_study_can_run(tmp_path, monkeypatch):
+    cfg = tmp_path / "s.json"
+    cfg.write_text(json.dumps({"name": "tab", "models": ["m1", "m2"]}))
+    monkeypatch.setenv("COLORBENCH_STUDY_CONFIG", str(cfg))
+    demo = _blocks(_ctx(tmp_path, {"random"}))
+    blocks = {getattr(b, "elem_id", None): b for b in demo.blocks.values()}
+    assert blocks["cb-turing-start"].interactive is False
+    note = blocks["cb-turing-unavailable"].value
+    assert "m1: no weights for m1" in note and "m2: no weights for m2" in note

@@ -72,35 +72,40 @@ new MutationObserver(() => arm()).observe(element, {childList: true, subtree: tr
 
 
 def _config(ctx: AppContext):
-    """The study config: ``COLORBENCH_STUDY_CONFIG`` or ``studies/default.json``, its models
-    restricted to those that can run here (when the app knows)."""
+    """The study config (``COLORBENCH_STUDY_CONFIG`` or ``studies/default.json``) with its models
+    restricted to those that can run here, when the app knows; and ``{model: reason}`` of those left out."""
     from colorbench.study.config import REPO_DEFAULT_CONFIG, load_config
 
     config = load_config(os.environ.get("COLORBENCH_STUDY_CONFIG") or REPO_DEFAULT_CONFIG)
     catalog = getattr(ctx, "catalog", None)
-    if catalog is not None:
-        try:
-            usable = tuple(m for m in config.models if catalog.status(m).available)
-        except Exception:  # the catalog is advisory: the build skips unusable models itself
-            log.exception("model availability check failed; the study build will decide")
-            usable = config.models
-        dropped = [m for m in config.models if m not in usable]
-        if dropped:
-            log.info("Turing test: models unavailable here, left out: %s", ", ".join(dropped))
-        if usable:
-            config = dataclasses.replace(config, models=usable)
-    return config
+    if catalog is None:
+        return config, {}
+    left_out: Dict[str, str] = {}
+    try:
+        for m in config.models:
+            st = catalog.status(m)
+            if not st.available:
+                left_out[m] = st.reason
+    except Exception:  # the catalog is advisory: the study build checks the models itself
+        log.exception("model availability check failed; the study build will decide")
+        return config, {}
+    usable = tuple(m for m in config.models if m not in left_out)
+    if left_out:
+        log.info("Turing test: models unavailable here, left out: %s", ", ".join(left_out))
+    return (dataclasses.replace(config, models=usable) if usable else config), left_out
 
 
 def make_service(ctx: AppContext):
-    """The study service of this app: database ``ctx.study_db``, stimuli under the data dir."""
+    """The study service of this app (database ``ctx.study_db``, stimuli under the data dir), and
+    ``{model: reason}`` when none of the study's models can run here (else empty)."""
     from colorbench.study.cli import stimuli_root
     from colorbench.study.session import StudyService
     from colorbench.study.sync import sync_from_env
 
-    config = _config(ctx)
+    config, left_out = _config(ctx)
     sync = sync_from_env(Path(ctx.data_dir) / "study_sync", config.name)
-    return StudyService.from_paths(config, stimuli_root(Path(ctx.data_dir)), ctx.study_db, sync=sync)
+    service = StudyService.from_paths(config, stimuli_root(Path(ctx.data_dir)), ctx.study_db, sync=sync)
+    return service, (left_out if set(left_out) >= set(config.models) else {})
 
 
 def stage_html(trial: Optional[Dict[str, Any]], size: int) -> str:
@@ -201,16 +206,21 @@ then {n_test} pairs without.
 
 def build(ctx: AppContext) -> Handlers:
     """Add the Turing test to the enclosing ``gr.Blocks`` / ``gr.Tab``; returns its handlers."""
-    service = make_service(ctx)
+    service, unavailable = make_service(ctx)
     h = Handlers(service)
     c = service.config
     with gr.Column(elem_id="cb-turing"):
         with gr.Column(visible=True) as intro_box:
             gr.Markdown(INTRO.format(seconds=c.exposure_ms / 1000, plural="" if c.exposure_ms == 1000 else "s",
                                      n_practice=c.n_practice, n_test=c.n_test, consent=c.consent_text))
+            runnable = not unavailable
+            if not runnable:
+                gr.Markdown("**The study cannot run on this server:** none of its models is available here ("
+                            + "; ".join(f"{m}: {why}" for m, why in unavailable.items()) + ").",
+                            elem_id="cb-turing-unavailable")
             consent = gr.Checkbox(label="I have read this and agree to take part", value=False,
-                                  elem_id="cb-turing-consent")
-            start = gr.Button("Start", variant="primary", elem_id="cb-turing-start")
+                                  elem_id="cb-turing-consent", interactive=runnable)
+            start = gr.Button("Start", variant="primary", elem_id="cb-turing-start", interactive=runnable)
         status = gr.Markdown("", elem_id="cb-turing-status")
         stage = gr.HTML("", html_template="${value}", css_template=STAGE_CSS, js_on_load=STAGE_JS,
                         elem_id="cb-turing-stage", min_height=40)
