@@ -331,7 +331,7 @@ def test_leaderboard_sorting_filtering_and_plain_message_when_empty(ctx):
     from space.tabs import leaderboard as lb
 
     table, msg, *_ = lb.LeaderboardHandlers(ctx).refresh(None, None, "", None)
-    assert table.empty and "No benchmark results" in msg
+    assert table["value"].empty and table["visible"] is False and "No benchmark results" in msg
 
     df = pd.DataFrame({
         "dataset": ["d"] * 4,
@@ -347,3 +347,35 @@ def test_leaderboard_sorting_filtering_and_plain_message_when_empty(ctx):
     out = lb.filter_frame(df, ["lpips ↓"], "BASE", "lpips ↓")
     assert list(out.columns) == ["dataset", "model", "type", "lpips ↓"]
     assert list(out["model"]) == ["gray", "random"]
+
+
+@pytest.mark.timeout(300)
+def test_leaderboard_tab_on_real_results_shows_intervals_fooled_and_plots(ctx, tmp_path):
+    """Results written by the benchmark runner and the leaderboard build, read by the tab."""
+    import json
+
+    from colorbench.bench.runner import BenchConfig, run_benchmark
+    from colorbench.leaderboard import build_leaderboard
+    from space.tabs import leaderboard as lb
+
+    run_benchmark(BenchConfig(models=["ground_truth", "gray"], metrics=["auc"], out=str(ctx.results_dir),
+                              cache=None, size=64, n_boot=50, progress=False))
+    (ctx.results_dir / "study").mkdir()
+    (ctx.results_dir / "study" / "fooled.json").write_text(json.dumps({"gray": {"rate": 0.1, "se": 0.02, "n": 30}}))
+    build_leaderboard(ctx.results_dir)
+
+    table, msg, dataset, columns, sort_by, plots, models = lb.LeaderboardHandlers(ctx).refresh(None, None, "", None)
+    df = table["value"]
+    assert dataset["value"] == "builtin" and "dataset" not in df.columns  # one dataset: selected, column dropped
+    assert list(df["model"]) == ["ground_truth", "gray"]
+    gray = df.set_index("model").loc["gray"]
+    assert "±" in gray["auc ↑"]  # the interval is shown
+    assert gray["fooled ↑"].startswith("10.0%")
+    assert "fooled ↑" in columns["choices"]
+    captions = [c for _, c in plots["value"]]
+    assert any("cumulative" in c for c in captions) and any(c.endswith(": auc") for c in captions)
+    assert all(Path(p).is_file() for p, _ in plots["value"])
+    assert "**gray**" in models and "ECCV 2016" in models
+
+    only, *_ = lb.LeaderboardHandlers(ctx).refresh("builtin", ["fooled ↑"], "gray", "fooled ↑")
+    assert list(only["value"].columns) == ["model", "type", "fooled ↑"] and list(only["value"]["model"]) == ["gray"]

@@ -66,6 +66,18 @@ def metric_rows() -> List[List[str]]:
     return rows
 
 
+def metrics_markdown(rows: List[List[str]]) -> str:
+    """One block per metric: name and direction, the plain meaning, the exact definition."""
+    order = {name: i for i, name in enumerate(PLAIN)}
+    out = []
+    for name, better, meaning, definition in sorted(rows, key=lambda r: (order.get(r[0], len(order)), r[0])):
+        block = f"**`{name}`** ({better})" + (f" — {meaning}" if meaning else "")
+        if definition:
+            block += f"\n<br><small>Exact definition: {definition}</small>"
+        out.append(block)
+    return "\n\n".join(out)
+
+
 def provenance_markdown(results_dir: Path) -> str:
     """One line per results file: dataset, model, images, size, commit, date."""
     try:
@@ -112,9 +124,7 @@ def build(ctx: AppContext) -> None:
     """Lay out the About tab inside the current ``gr.Tab``."""
     gr.Markdown("## What the metrics mean\nArrows say which direction is better. The plain meaning comes "
                 "first; the exact definition used by the code follows.")
-    gr.Dataframe(value=metric_rows(), headers=["metric", "better", "meaning", "exact definition"],
-                 interactive=False, wrap=True, elem_id="about-metrics", max_height=700,
-                 column_widths=["9%", "8%", "41%", "42%"])
+    gr.Markdown(metrics_markdown(metric_rows()), elem_id="about-metrics")
     gr.Markdown(HOW)
     with gr.Accordion("Results files behind the leaderboard", open=False):
         gr.Markdown(provenance_markdown(ctx.results_dir), elem_id="about-provenance")

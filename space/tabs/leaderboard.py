@@ -133,12 +133,13 @@ class LeaderboardHandlers:
     def refresh(self, dataset: Optional[str], columns: Optional[Sequence[str]], search: str, sort_by: Optional[str]):
         """-> (table, message, dataset dropdown, columns, sort dropdown, plots, models text)."""
         full, problem = load_frame(self.ctx.results_dir)
-        if problem:
+        if problem:  # say so plainly and hide the empty widgets
             empty = pd.DataFrame(columns=["model", "type"])
-            return (empty, problem, gr.update(choices=[ALL], value=ALL), gr.update(choices=[], value=[]),
-                    gr.update(choices=[], value=None), [], "")
+            return (gr.update(value=empty, visible=False), problem, gr.update(choices=[ALL], value=ALL),
+                    gr.update(choices=[], value=[], visible=False), gr.update(choices=[], value=None),
+                    gr.update(value=[], visible=False), "")
         datasets = datasets_in(full)
-        ds = dataset if dataset in datasets else ALL
+        ds = dataset if dataset in datasets else (datasets[0] if len(datasets) == 1 and dataset is None else ALL)
         df = full if ds == ALL else full[full["dataset"] == ds]
         if ds != ALL:
             df = df.drop(columns="dataset")
@@ -157,8 +158,9 @@ class LeaderboardHandlers:
         if not any(c.startswith("fooled") for c in mcols):
             msg += " The human *fooled* rate appears once the Turing test has results."
         plots = plot_files(self.ctx.results_dir, datasets if ds == ALL else [ds])
-        return (table, msg, gr.update(choices=[ALL] + datasets, value=ds), gr.update(choices=mcols, value=chosen),
-                gr.update(choices=sort_choices, value=sort), plots,
+        return (gr.update(value=table, visible=True), msg, gr.update(choices=[ALL] + datasets, value=ds),
+                gr.update(choices=mcols, value=chosen, visible=True), gr.update(choices=sort_choices, value=sort),
+                gr.update(value=plots, visible=bool(plots)),
                 models_markdown(list(dict.fromkeys(df["model"].astype(str)))))
 
 
@@ -174,11 +176,10 @@ def build(ctx: AppContext) -> None:
         refresh = gr.Button("Reload results", scale=0, size="sm")
     columns = gr.CheckboxGroup(label="Columns", elem_id="lb-columns", **_upd(first[3]))
     message = gr.Markdown(first[1], elem_id="lb-message")
-    table = gr.Dataframe(value=first[0], interactive=False, wrap=True, elem_id="lb-table", max_height=600,
-                         buttons=["copy", "fullscreen"])
-    with gr.Accordion("Plots", open=True):
-        plots = gr.Gallery(value=first[5], label="Curves and metric charts", columns=2, height="auto", format="png",
-                           object_fit="contain", elem_id="lb-plots")
+    table = gr.Dataframe(interactive=False, wrap=True, elem_id="lb-table", max_height=600,
+                         buttons=["copy", "fullscreen"], **_upd(first[0]))
+    plots = gr.Gallery(label="Cumulative ab-error curves and metric charts (95% intervals)", columns=2,
+                       format="png", object_fit="contain", elem_id="lb-plots", **_upd(first[5]))
     with gr.Accordion("Models", open=False):
         models_md = gr.Markdown(first[6], elem_id="lb-models")
 
@@ -189,5 +190,5 @@ def build(ctx: AppContext) -> None:
 
 
 def _upd(u: dict) -> dict:
-    """The ``choices``/``value`` of a ``gr.update`` as constructor keyword arguments."""
-    return {k: v for k, v in u.items() if k in ("choices", "value")}
+    """The ``choices``/``value``/``visible`` of a ``gr.update`` as constructor keyword arguments."""
+    return {k: v for k, v in u.items() if k in ("choices", "value", "visible")}

@@ -200,6 +200,10 @@ class VideoHandlers:
         value = chosen if chosen in names else self.ctx.pick_default_model()
         return gr.update(choices=[(model_label(s), s.name) for s in available], value=value)
 
+    def on_model(self, name: Optional[str]):
+        """Show the temperature slider only for models that take a temperature."""
+        return gr.update(visible=bool(name) and self.ctx.catalog.status(name).temperature)
+
     def describe(self, path: Optional[str]) -> str:
         if not path:
             return self.limits_text()
@@ -261,7 +265,8 @@ def build(ctx: AppContext) -> List[Dict[str, Any]]:
             info = gr.Markdown(h.limits_text(), elem_id="video-info")
             model = gr.Dropdown(choices=[(model_label(s), s.name) for s in statuses], value=default,
                                 label="Model", elem_id="video-model")
-            temperature = gr.Slider(0.05, 1.0, value=0.38, step=0.01, label="Temperature (classification models)")
+            temperature = gr.Slider(0.05, 1.0, value=0.38, step=0.01, label="Temperature (classification models)",
+                                    visible=bool(default and ctx.catalog.status(default).temperature))
             with gr.Row():
                 smooth = gr.Checkbox(value=True, label="Temporal smoothing of ab",
                                      info="Averages colour over recent frames; restarts at scene cuts.")
@@ -271,6 +276,7 @@ def build(ctx: AppContext) -> List[Dict[str, Any]]:
             status = gr.Markdown("", elem_id="video-status")
             video_out = gr.Video(label="Colorized (MP4)", interactive=False, elem_id="video-output",
                                  buttons=["download"])
+    model.change(h.on_model, inputs=[model], outputs=[temperature], api_visibility="private", show_progress="hidden")
     video_in.change(h.describe, inputs=[video_in], outputs=[info], api_visibility="private", show_progress="hidden")
     run.click(h.run, inputs=[video_in, model, temperature, smooth, strength], outputs=[video_out, status],
               api_name="colorize_video", concurrency_limit=1, concurrency_id="video")
