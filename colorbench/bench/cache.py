@@ -16,7 +16,7 @@ import io
 import logging
 import os
 import re
-import tempfile
+import secrets
 from pathlib import Path
 from typing import Optional, Union
 from urllib.parse import quote
@@ -105,7 +105,9 @@ class PredictionCache:
 def atomic_write_bytes(dest: Path, data: bytes) -> None:
     """Write ``data`` to ``dest`` so that readers see either the old file or the whole new one."""
     dest = Path(dest)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
+    tmp = dest.parent / f".{dest.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+    # os.open with 0o666 honours the umask (mkstemp would make the file private: 0600)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
