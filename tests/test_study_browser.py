@@ -5,7 +5,8 @@ Drives Debian's ``/usr/bin/chromium`` over the DevTools protocol on a pipe
 that both images become visible, are hidden again after the exposure time (DOM
 state, computed style, timing in the page's clock, and the pixels of a
 screenshot: photo while shown, the flat grey frame once hidden), that practice
-feedback appears, and that the answers clicked are those stored.
+feedback appears and matches the store, then plays the test pairs (no feedback)
+to the end screen, whose score is the store's, and that the clicks are the stored answers.
 
 Screenshots go to ``$COLORBENCH_SCREENSHOTS`` (default: the test's tmp folder).
 In CI (``CI=true``) a missing browser fails the test instead of skipping it.
@@ -37,6 +38,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.e2e, pytest.mark.slow, pytest.mar
 REPO = Path(__file__).resolve().parents[1]
 EXPOSURE_MS = 1000
 N_PRACTICE = 3
+N_TEST = 4
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
          "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
          "--hide-scrollbars", "--window-size=1280,1600"]
@@ -185,7 +187,7 @@ def app(tmp_path_factory):
     load_study = sys.modules[name]
     tmp = tmp_path_factory.mktemp("study_browser")
     cfg = load_study.write_config(tmp / "study.json", name="browser", n_images=4, image_size=256,
-                                  n_practice=N_PRACTICE, n_test=4, exposure_ms=EXPOSURE_MS)
+                                  n_practice=N_PRACTICE, n_test=N_TEST, exposure_ms=EXPOSURE_MS)
     with load_study.launch_app(tmp / "data", cfg) as proc:
         yield proc
 
@@ -215,6 +217,8 @@ def test_participant_plays_practice_pairs_and_images_hide_after_exposure(browser
     except TimeoutError:
         cdp.screenshot(shots / "turing_not_found.png")
         raise
+    cdp.screenshot(shots / "turing_intro.png")
+    assert "salted one-way hash" in cdp.eval("document.querySelector('#cb-turing').textContent")  # consent text
     cdp.wait_for("""(() => { const c = document.querySelector('#cb-turing-consent input[type=checkbox]');
         if (!c.checked) c.click(); return c.checked; })()""", 30)
     cdp.eval("document.querySelector('#cb-turing-start').click()")
@@ -252,8 +256,11 @@ def test_participant_plays_practice_pairs_and_images_hide_after_exposure(browser
         side = "left" if k % 2 == 0 else "right"
         cdp.eval(f"document.querySelector('#cb-turing-{side}').click()")
         clicked.append((trial, side))
-        told = cdp.wait_for("""(() => { const s = document.querySelector('#cb-turing-status');
-            return s && /Correct:|Wrong:/.test(s.textContent) ? s.textContent : null; })()""", 60)
+        # the answer's reply brings the next pair and, with it, the feedback on this one
+        told = cdp.wait_for(f"""(() => {{ const p = document.querySelector('#cb-turing-stage .cb-pair');
+            const s = document.querySelector('#cb-turing-status');
+            return p && p.dataset.trial !== {json.dumps(trial)} && s && /Correct:|Wrong:/.test(s.textContent)
+                   ? s.textContent : null; }})()""", 60)
         feedback[trial] = "Correct:" in told
         if k == 0:
             cdp.screenshot(shots / "turing_feedback.png")
@@ -262,12 +269,29 @@ def test_participant_plays_practice_pairs_and_images_hide_after_exposure(browser
     status = cdp.wait_for("""(() => { const s = document.querySelector('#cb-turing-status');
         return s && /Pair 1 of/.test(s.textContent) ? s.textContent : null; })()""", 60)
     assert "Practice is over" in status
+    # the test pairs (no feedback), answered as soon as they are up, then the end screen
+    for k in range(N_TEST):
+        trial = cdp.wait_for(f"""(() => {{ const p = document.querySelector('#cb-turing-stage .cb-pair');
+            return p && p.dataset.trial !== {json.dumps(last_trial)} ? p.dataset.trial : null; }})()""", 60)
+        status = cdp.eval("document.querySelector('#cb-turing-status').textContent")
+        if k > 0:  # the first test pair still shows the last practice pair's feedback
+            assert "Correct:" not in status and "Wrong:" not in status  # no feedback on test pairs
+        cdp.eval("document.querySelector('#cb-turing-right').click()")
+        clicked.append((trial, "right"))
+        last_trial = trial
+    end = cdp.wait_for("""(() => { const e = document.querySelector('#cb-turing-end');
+        return e && e.offsetParent !== null && /spotted/.test(e.textContent) ? e.textContent : null; })()""", 60)
+    cdp.screenshot(shots / "turing_end.png")
+    assert cdp.eval("document.querySelectorAll('#cb-turing-stage img').length") == 0
+
     con = sqlite3.connect(f"file:{app.db}?mode=ro", uri=True)
+    n_right = con.execute("SELECT SUM(j.correct) FROM judgments j JOIN trials t ON t.id = j.trial_id "
+                          "WHERE t.phase = 'test'").fetchone()[0]
+    assert f"in {n_right} of {N_TEST} test pairs" in " ".join(end.split())
     stored = dict(con.execute("SELECT trial_id, choice FROM judgments").fetchall())
     assert stored == dict(clicked)
-    correct = dict(con.execute("SELECT trial_id, correct FROM judgments").fetchall())
+    correct = dict(con.execute("SELECT j.trial_id, j.correct FROM judgments j JOIN trials t ON t.id = j.trial_id "
+                               "WHERE t.phase = 'practice'").fetchall())
     assert feedback == {t: bool(c) for t, c in correct.items()}  # what the page said is what was stored
-    phases = {p for (p,) in con.execute("SELECT t.phase FROM judgments j JOIN trials t ON t.id = j.trial_id")}
-    assert phases == {"practice"}
     ua = con.execute("SELECT user_agent FROM participants").fetchone()[0]
     assert "Chrome" in ua
