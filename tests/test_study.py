@@ -579,3 +579,18 @@ def test_tab_says_when_no_model_of_the_study_can_run(tmp_path, monkeypatch):
     assert blocks["cb-turing-start"].interactive is False
     note = blocks["cb-turing-unavailable"].value
     assert "m1: no weights for m1" in note and "m2: no weights for m2" in note
+
+
+def test_client_ip_from_a_trusted_proxy_only(monkeypatch):
+    from types import SimpleNamespace
+
+    from space.tabs.turing import _request_info
+
+    req = SimpleNamespace(client=SimpleNamespace(host="10.9.9.9"),
+                          headers={"x-forwarded-for": "1.1.1.1, 203.0.113.5", "user-agent": "UA"})
+    monkeypatch.delenv("SPACE_ID", raising=False)
+    monkeypatch.delenv("COLORBENCH_TRUST_PROXY", raising=False)
+    assert _request_info(req) == ("10.9.9.9", "UA")  # a client cannot choose its IP by sending a header
+    monkeypatch.setenv("COLORBENCH_TRUST_PROXY", "1")
+    assert _request_info(req) == ("203.0.113.5", "UA")  # the entry the proxy appended, not the spoofable first
+    assert _request_info(None) == (None, "")

@@ -127,11 +127,22 @@ def _progress(trial: Dict[str, Any]) -> str:
     return f"**Pair {trial['number']} of {trial['of']}** — no feedback from now on."
 
 
+def _behind_proxy() -> bool:
+    """Whether the app runs behind a reverse proxy whose X-Forwarded-For can be trusted
+    (``COLORBENCH_TRUST_PROXY=1``, or on a Hugging Face Space, where ``SPACE_ID`` is set)."""
+    return os.environ.get("COLORBENCH_TRUST_PROXY") == "1" or bool(os.environ.get("SPACE_ID"))
+
+
 def _request_info(request: Optional[gr.Request]) -> Tuple[Optional[str], str]:
+    """(client IP, user agent). Behind a trusted proxy the IP is the last X-Forwarded-For entry:
+    the one the proxy itself appended (earlier entries are whatever the client sent)."""
     if request is None:
         return None, ""
     host = getattr(getattr(request, "client", None), "host", None)
     headers = getattr(request, "headers", None) or {}
+    forwarded = str(headers.get("x-forwarded-for", "") or "")
+    if forwarded and _behind_proxy():
+        host = forwarded.split(",")[-1].strip() or host
     return host, str(headers.get("user-agent", ""))
 
 
