@@ -104,7 +104,7 @@ def launch_kwargs(ctx: AppContext) -> Dict[str, Any]:
     """Arguments for ``Blocks.launch``: upload limit, served paths, theme and CSS."""
     return dict(
         max_file_size=f"{ctx.max_upload_mb}mb",
-        allowed_paths=[str(ctx.outputs_dir), str(ctx.results_dir)],
+        allowed_paths=[str(ctx.outputs_dir), str(ctx.results_dir), str(ctx.examples_dir)],
         show_error=True,
         ssr_mode=False,
         theme=gr.themes.Soft(),

@@ -148,6 +148,7 @@ def test_bad_upload_shows_message_and_page_keeps_working(page, save_shot, tmp_pa
     upload(page, bad)
     toast = page.locator(".toast-body", has_text="not an image we can read")
     toast.first.wait_for()
+    page.wait_for_function("!document.querySelector('#colorize-input img')")  # the refused file is cleared
     shot(page, "04_colorize_bad_upload", save_shot)
     upload(page, PHOTO)
     page.wait_for_selector("#colorize-input img")
@@ -179,3 +180,29 @@ def test_every_tab_renders(page, save_shot):
         turing.click()
         page.wait_for_timeout(1500)
         shot(page, "08_turing_tab", save_shot)
+
+
+def test_oversized_and_bomb_uploads_show_messages(page, save_shot, tmp_path):
+    import numpy as np
+
+    big = tmp_path / "big.png"  # the session app allows 2 MB uploads
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (1100, 1100, 3), dtype=np.uint8)).save(big)
+    upload(page, big)
+    page.locator(".toast-body", has_text="size").first.wait_for()
+    shot(page, "09_colorize_oversized_upload", save_shot)
+    page.reload(wait_until="domcontentloaded")
+    page.wait_for_selector("#colorize-run")
+
+    bomb = tmp_path / "bomb.png"  # a 60000 x 60000 header in a few bytes
+    import struct
+    import zlib
+
+    def chunk(tag: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + tag + body + struct.pack(">I", zlib.crc32(tag + body) & 0xFFFFFFFF)
+
+    bomb.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 60000, 60000, 8, 0, 0, 0, 0))
+                     + chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(b"IEND", b""))
+    upload(page, bomb)
+    page.locator(".toast-body", has_text="too large").first.wait_for()
+    # the refused file is cleared from the input: the upload prompt is back
+    page.wait_for_function("!document.querySelector('#colorize-input img')")

@@ -255,7 +255,7 @@ def test_hint_clicks_map_to_original_pixels_and_reach_colorize(ctx, monkeypatch)
     ctx.data_dir.mkdir(parents=True)
     Image.open(COLOUR_PHOTO).resize((1536, 1440)).save(src_path)  # shown at 768 px: scale 2
     h = tab.ColorizeHandlers(ctx)
-    src, canvas, hints, _ = h.on_image(str(src_path))
+    _, src, canvas, hints, _ = h.on_image(str(src_path))
     assert Image.open(canvas).size == (768, 720) and src["scale"] == pytest.approx(2.0)
     evt = gr.SelectData(None, {"index": [100, 50], "value": None})
     _, hints, text = h.add_hint(src, hints, "#ff0000", evt)
@@ -280,6 +280,20 @@ def test_hint_clicks_map_to_original_pixels_and_reach_colorize(ctx, monkeypatch)
     h.run(str(src_path), ["gray", "random"], 0.38, hints, progress=lambda *a, **k: None)
     assert ("gray", [(200, 100, (255, 0, 0))]) in calls
     assert ("random", None) in calls
+
+    # the tab's hint format reaches the real SIGGRAPH17 network (random init: no weights here)
+    import torch
+
+    from colorbench.models import create_model
+
+    torch.manual_seed(0)
+    net = create_model("siggraph17", pretrained=False)
+    small = np.asarray(Image.open(src_path).resize((192, 180)))
+    hint = [(96, 45, (255, 0, 0))]
+    with_hint = real(small, net, hints=hint)
+    without = real(small, net)
+    assert with_hint.shape == without.shape == (180, 192, 3)
+    assert np.abs(with_hint.astype(int) - without.astype(int)).max() > 0
 
 
 def test_parse_colour_accepts_picker_formats():

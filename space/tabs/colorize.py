@@ -203,16 +203,19 @@ class ColorizeHandlers:
 
     # the upload: validate, make the hint canvas (the lightness the models see)
     def on_image(self, path: Optional[str]):
-        """-> (source state, canvas image, hints state, hints text)."""
+        """-> (input image, source state, canvas image, hints state, hints text).
+
+        A file the loader refuses gives a warning in the page and clears the input.
+        """
         from colorbench.pipeline import colorize
 
         if not path:
-            return None, None, [], hints_markdown([])
+            return gr.update(), None, None, [], hints_markdown([])
         try:
             rgb = load_checked(path, self.ctx)
         except gr.Error as e:
             gr.Warning(str(e.message), title=e.title)
-            return None, None, [], hints_markdown([])
+            return None, None, None, [], hints_markdown([])
         H, W = rgb.shape[:2]
         scale = max(1.0, max(H, W) / VIEW_SIDE)
         vh, vw = max(1, round(H / scale)), max(1, round(W / scale))
@@ -223,7 +226,7 @@ class ColorizeHandlers:
         out = new_output_dir(self.ctx)
         view_path = write_png(view, out / "canvas.png")
         src = {"path": str(path), "w": W, "h": H, "scale": W / vw, "view": view_path, "colour": is_colour(rgb)}
-        return src, view_path, [], hints_markdown([])
+        return gr.update(), src, view_path, [], hints_markdown([])
 
     def _canvas(self, src: Optional[dict], hints: List) -> Optional[np.ndarray]:
         if not src:
@@ -429,7 +432,7 @@ def build(ctx: AppContext) -> List[Dict[str, Any]]:
             files = gr.File(label="Download PNG", file_count="multiple", interactive=False,
                             elem_id="colorize-files")
 
-    image_in.change(h.on_image, inputs=[image_in], outputs=[src_state, canvas, hints_state, hints_text],
+    image_in.change(h.on_image, inputs=[image_in], outputs=[image_in, src_state, canvas, hints_state, hints_text],
                     api_visibility="private", show_progress="minimal")
     models.change(h.on_models, inputs=[models], outputs=[temperature, model_notes, hints_box], api_visibility="private",
                   show_progress="hidden")
