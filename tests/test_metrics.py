@@ -464,6 +464,25 @@ def test_top1_and_agreement_by_hand_with_a_fake_classifier():
     assert r1.ci[0] <= r1.value <= r1.ci[1] and r2.ci[0] <= r2.value <= r2.ci[1]
 
 
+def test_top1_agree_classifies_each_original_once_across_models():
+    """The runner evaluates every model on the same ground truth: its top-1 is computed once."""
+    R, G, B = (200, 10, 10), (10, 200, 10), (10, 10, 200)
+    clf = fake_classifier()
+    seen = []
+    clf.net.register_forward_hook(lambda mod, inp, out: seen.append(inp[0].shape[0]))
+    m = create_metric("top1_agree", classifier=clf)
+    gt = np.stack([solid(R), solid(G), solid(B)])
+    m.update(batch_of(np.stack([solid(R), solid(R), solid(R)]), gt))  # model 1: classes 0, 0, 0
+    assert sum(seen) == 6  # 3 predictions + 3 originals
+    m.reset()
+    m.update(batch_of(gt[:, :, ::-1].copy(), gt))  # model 2: mirrored originals: classes 0, 1, 2
+    assert sum(seen) == 9  # only its 3 predictions
+    assert m.compute(n_boot=10).value == 1.0
+    m.reset()
+    m.update(batch_of(np.stack([solid(B), solid(G), solid(R)]), gt[::-1].copy()))  # new order
+    assert sum(seen) == 12 and m.compute(n_boot=10).value == 1.0
+
+
 def test_top1_without_any_label_is_missing_not_zero():
     clf = fake_classifier()
     m = create_metric("top1", classifier=clf)

@@ -45,14 +45,23 @@ def _as_batch(rgb: np.ndarray) -> torch.Tensor:
 # torch, uint8 (N, 3, H, W)
 # -----------------------------------------------------------------------------
 def colorfulness_t(rgb: torch.Tensor) -> torch.Tensor:
-    """Hasler-Suesstrunk colorfulness per image, float64 ``(N,)`` (>= 0; typical photos 20-110)."""
-    x = rgb.double()
+    """Hasler-Suesstrunk colorfulness per image, float64 ``(N,)`` (>= 0; typical photos 20-110).
+
+    ``rg = R - G`` and ``2 yb = R + G - 2B`` are integers, so their sums and sums of squares
+    are exact (int64) and the moments carry no accumulated rounding.
+    """
+    x = rgb.to(torch.int32)
     r, g, b = x[:, 0], x[:, 1], x[:, 2]
-    rg = (r - g).flatten(1)
-    yb = (0.5 * (r + g) - b).flatten(1)
-    s_rg, m_rg = torch.std_mean(rg, dim=1, correction=0)
-    s_yb, m_yb = torch.std_mean(yb, dim=1, correction=0)
-    return torch.sqrt(s_rg**2 + s_yb**2) + 0.3 * torch.sqrt(m_rg**2 + m_yb**2)
+    n = float(r[0].numel())
+
+    def moments(v: torch.Tensor, scale: float) -> Tuple[torch.Tensor, torch.Tensor]:
+        s1 = v.sum(dim=(1, 2), dtype=torch.int64).double() / (n * scale)
+        s2 = (v * v).sum(dim=(1, 2), dtype=torch.int64).double() / (n * scale * scale)
+        return (s2 - s1 * s1).clamp_(min=0.0), s1  # population variance, mean
+
+    var_rg, m_rg = moments(r - g, 1.0)
+    var_yb, m_yb = moments(r + g - 2 * b, 2.0)
+    return torch.sqrt(var_rg + var_yb) + 0.3 * torch.sqrt(m_rg * m_rg + m_yb * m_yb)
 
 
 def saturation_t(rgb: torch.Tensor) -> torch.Tensor:
