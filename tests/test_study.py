@@ -8,7 +8,6 @@ import json
 import logging
 import sqlite3
 import struct
-from pathlib import Path
 
 import numpy as np
 import pytest

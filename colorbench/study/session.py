@@ -183,10 +183,3 @@ class StudyService:
             right, total = self.store.score(participant_id)
             out["score"] = {"correct": right, "total": total}
         return out
-
-    def current(self, participant_id: Any) -> Optional[Dict[str, Any]]:
-        """Re-serve the participant's current pair (its served time is not reset)."""
-        if not _is_token(participant_id) or self.store.participant(participant_id) is None:
-            raise Refused("unknown_participant", "Unknown session; please start again.")
-        trial = self.store.serve_next(participant_id, self.clock())
-        return self._payload(trial, self.built) if trial else None
