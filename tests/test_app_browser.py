@@ -150,11 +150,13 @@ def test_bad_upload_shows_message_and_page_keeps_working(page, save_shot, tmp_pa
     toast.first.wait_for()
     page.wait_for_function("!document.querySelector('#colorize-input img')")  # the refused file is cleared
     shot(page, "04_colorize_bad_upload", save_shot)
-    upload(page, PHOTO)
+    # recover by picking an example: the builtin photos, sorted by name (first: opencv_aero1, 512 x 384)
+    page.locator("#colorize-examples img").first.click()
     page.wait_for_selector("#colorize-input img")
     choose_models(page, ["gray (baseline)"])
     page.click("#colorize-run")
     page.wait_for_function("document.querySelectorAll('#colorize-gallery img').length >= 3", timeout=TIMEOUT_MS)
+    assert "512×384" in page.inner_text("#colorize-status")
 
 
 def test_every_tab_renders(page, save_shot):

@@ -397,7 +397,7 @@ def build(ctx: AppContext) -> List[Dict[str, Any]]:
             examples = ctx.example_images()
             if examples:
                 gr.Examples(examples=[[str(p)] for p in examples], inputs=[image_in], examples_per_page=10,
-                            label="Examples (builtin evaluation set)")
+                            label="Examples (builtin evaluation set)", elem_id="colorize-examples")
             models = gr.Dropdown(choices=[(model_label(s), s.name) for s in available],
                                  value=[default] if default else [], multiselect=True, label="Models",
                                  info="One or several; each result is shown side by side.",
