@@ -27,23 +27,27 @@ OUTPUT_TTL = 3600.0  # seconds result files stay on disk
 HINT_RADIUS_FRAC = 0.018  # marker radius as a fraction of the canvas's longest side
 
 
-class CheckedImage(gr.Image):
+def checked_image(**kwargs: Any) -> gr.Image:
     """A ``gr.Image`` that hands undecodable uploads to our loader instead of failing.
 
     Gradio's own preprocessing opens the file with PIL and fails with a generic
     error for empty, truncated or non-image files; here the upload's path is
     passed on unchanged so ``colorbench.io.load_image`` can say what is wrong.
-    Renders as the ordinary Image component (``is_template``).
+    (The override is per instance: subclassing a Gradio component would make
+    Gradio write a ``.pyi`` stub next to this module at import.)
     """
+    image = gr.Image(**kwargs)
+    base = image.preprocess
 
-    is_template = True
-
-    def preprocess(self, payload):  # type: ignore[override]
+    def preprocess(payload):
         try:
-            return super().preprocess(payload)
+            return base(payload)
         except Exception as e:  # PIL / gradio errors on bad files: our loader explains them
             log.info("upload not decodable by gradio (%s); passing the path to the loader", type(e).__name__)
-            return str(payload.path) if payload is not None and payload.path else None
+            return str(payload.path) if payload is not None and getattr(payload, "path", None) else None
+
+    image.preprocess = preprocess  # type: ignore[method-assign]
+    return image
 
 
 # --------------------------------------------------------------------------- helpers
@@ -391,9 +395,9 @@ def build(ctx: AppContext) -> List[Dict[str, Any]]:
 
     with gr.Row(equal_height=False):
         with gr.Column(scale=2, min_width=320):
-            image_in = CheckedImage(label="Photo (grayscale or colour)", type="filepath", image_mode=None,
-                                    sources=["upload", "clipboard"], format="png", height=320,
-                                    elem_id="colorize-input")
+            image_in = checked_image(label="Photo (grayscale or colour)", type="filepath", image_mode=None,
+                                     sources=["upload", "clipboard"], format="png", height=320,
+                                     elem_id="colorize-input")
             examples = ctx.example_images()
             if examples:
                 gr.Examples(examples=[[str(p)] for p in examples], inputs=[image_in], examples_per_page=10,
