@@ -145,11 +145,13 @@ def test_fooled_column_joins_the_study_file(results, tmp_path):
     frame = leaderboard_frame(copy, dataset=_dataset(docs))
     assert list(frame["model"])[0] == "ground_truth" and "fooled ↑" not in frame.columns
     assert "dataset" not in frame.columns and len(frame) == len(MODELS)
-    (copy / "study").mkdir()
-    (copy / "study" / "fooled.json").write_text(json.dumps({"gray": {"rate": 0.25, "se": 0.05, "n": 40}}))
+    from colorbench.study.stats import write_fooled  # the study's own writer: percent, n_participants
+
+    write_fooled({"gray": {"rate": 25.0, "se": 5.0, "n_participants": 40, "n_judgments": 1600}},
+                 copy / "study" / "fooled.json")
     frame = leaderboard_frame(copy)
     row = frame.set_index("model").loc["gray"]
-    assert row["fooled ↑"] == "25.0% ± 9.8 (n=40)"
+    assert row["fooled ↑"] == "25.0% ± 5.0 SE (n=40)"
     assert frame.set_index("model").loc["random"]["fooled ↑"] == "—"
     assert "dataset" in frame.columns
 

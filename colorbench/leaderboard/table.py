@@ -10,8 +10,10 @@
 * :func:`write_tables` writes markdown, CSV (numbers with both interval bounds)
   and HTML.
 
-The study helper writes ``<results>/study/fooled.json`` as
-``{model: {"rate": r, "se": s, "n": n}}``; when present it becomes a column.
+``colorbench study stats`` writes ``<results>/study/fooled.json`` as
+``{model: {"rate", "se", "n_participants", "n_judgments"}}`` with rate and se in
+percent (see ``colorbench.study.stats.write_fooled``); when present it becomes a
+column (kept internally as fractions).
 """
 
 from __future__ import annotations
@@ -87,13 +89,24 @@ def load_skipped(results_dir: PathLike) -> Dict[str, Dict[str, str]]:
 
 
 def load_fooled(results_dir: PathLike) -> Dict[str, Dict[str, float]]:
-    """``{model: {"rate", "se", "n"}}`` from ``<results>/study/fooled.json`` (empty if absent)."""
+    """``{model: {"rate", "se", "n"}}`` (fractions; n = participants) from ``<results>/study/fooled.json``.
+
+    The file holds percentages, as ``colorbench.study.stats.write_fooled`` writes them.
+    Empty if absent.
+    """
     path = Path(results_dir) / STUDY_FILE
     if not path.is_file():
         return {}
     try:
         raw = json.loads(path.read_text())
-        return {str(m): {k: float(v[k]) for k in ("rate", "se", "n") if v.get(k) is not None} for m, v in raw.items()}
+        out = {}
+        for m, v in raw.items():
+            row = {k: float(v[k]) / 100.0 for k in ("rate", "se") if v.get(k) is not None}
+            n = v.get("n_participants", v.get("n"))
+            if n is not None:
+                row["n"] = float(n)
+            out[str(m)] = row
+        return out
     except (ValueError, AttributeError, TypeError) as e:
         log.warning("ignoring unreadable %s (%s)", path, e)
         return {}
@@ -224,7 +237,7 @@ def _fmt_fooled(f: Optional[Dict[str, float]]) -> str:
         return "—"
     s = f"{100 * f['rate']:.1f}%"
     if f.get("se") is not None:
-        s += f" ± {100 * 1.96 * f['se']:.1f}"
+        s += f" ± {100 * f['se']:.1f} SE"
     if f.get("n") is not None:
         s += f" (n={int(f['n'])})"
     return s
