@@ -14,8 +14,6 @@
 
 from __future__ import annotations
 
-from typing import Tuple
-
 import numpy as np
 import torch
 
@@ -46,21 +44,8 @@ def _check(pred: torch.Tensor, gt: torch.Tensor) -> None:
 
 
 # -----------------------------------------------------------------------------
-# torch, channel-first uint8 (N, 3, H, W)
+# SSIM: torch, channel-first uint8 (N, 3, H, W)
 # -----------------------------------------------------------------------------
-def mse_t(pred: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
-    """Per-image MSE in uint8 units, float64 ``(N,)``. Inputs uint8 ``(N, C, H, W)``."""
-    _check(pred, gt)
-    d = pred.to(torch.int32) - gt.to(torch.int32)
-    return (d * d).flatten(1).sum(1, dtype=torch.int64).double() / d[0].numel()
-
-
-def psnr_from_mse(mse: torch.Tensor) -> torch.Tensor:
-    """``10 log10(255^2 / mse)`` dB, capped at ``PSNR_CAP_DB`` (float64, same shape)."""
-    floor = DATA_RANGE**2 * 10.0 ** (-PSNR_CAP_DB / 10.0)
-    return 10.0 * torch.log10(DATA_RANGE**2 / mse.double().clamp(min=floor))
-
-
 def _box_valid(x: torch.Tensor, k: int) -> torch.Tensor:
     """Sums over every full ``k x k`` window, ``(..., H, W)`` -> ``(..., H-k+1, W-k+1)``."""
     return x.unfold(-1, k, 1).sum(-1, dtype=x.dtype).unfold(-2, k, 1).sum(-1, dtype=x.dtype)
@@ -102,13 +87,31 @@ def ssim_t(pred: torch.Tensor, gt: torch.Tensor, win_size: int = SSIM_WIN) -> to
 # numpy, channel-last uint8 (N, H, W, 3) or (H, W, 3)
 # -----------------------------------------------------------------------------
 def mse(pred_rgb: np.ndarray, gt_rgb: np.ndarray) -> np.ndarray:
-    """Per-image MSE ``(N,)`` in uint8 units (lower is better). uint8 ``(N, H, W, 3)`` or ``(H, W, 3)``."""
-    return mse_t(_as_batch(pred_rgb), _as_batch(gt_rgb)).numpy()
+    """Per-image MSE, float64 ``(N,)`` in uint8 units (lower is better).
+
+    uint8 ``(N, H, W, 3)`` or one ``(H, W, 3)`` image; the squared differences are summed
+    exactly in integers.
+    """
+    p, g = np.asarray(pred_rgb), np.asarray(gt_rgb)
+    if p.shape != g.shape or p.dtype != np.uint8 or g.dtype != np.uint8:
+        raise ValueError(f"expected two uint8 arrays of one shape, got {p.dtype} {p.shape} and {g.dtype} {g.shape}")
+    if p.ndim == 3:
+        p, g = p[None], g[None]
+    d = p.astype(np.int32) - g
+    sq = np.square(d, out=d).reshape(len(d), -1)
+    return sq.sum(1, dtype=np.int64) / float(sq.shape[1])
+
+
+def psnr_from_mse(mse_values: np.ndarray) -> np.ndarray:
+    """``10 log10(255^2 / mse)`` dB, float64, capped at ``PSNR_CAP_DB`` (identical images)."""
+    m = np.asarray(mse_values, dtype=np.float64)
+    with np.errstate(divide="ignore"):
+        return np.minimum(10.0 * np.log10(DATA_RANGE**2 / m), PSNR_CAP_DB)
 
 
 def psnr(pred_rgb: np.ndarray, gt_rgb: np.ndarray) -> np.ndarray:
     """Per-image PSNR ``(N,)`` in dB, data range 255, capped at 100 dB (higher is better)."""
-    return psnr_from_mse(mse_t(_as_batch(pred_rgb), _as_batch(gt_rgb))).numpy()
+    return psnr_from_mse(mse(pred_rgb, gt_rgb))
 
 
 def ssim(pred_rgb: np.ndarray, gt_rgb: np.ndarray) -> np.ndarray:
@@ -120,10 +123,6 @@ def ssim(pred_rgb: np.ndarray, gt_rgb: np.ndarray) -> np.ndarray:
 # -----------------------------------------------------------------------------
 # accumulators (rows: one value per image; dataset value: mean over images)
 # -----------------------------------------------------------------------------
-def _pair(batch: EvalBatch) -> Tuple[torch.Tensor, torch.Tensor]:
-    return batch.rgb_t("pred"), batch.rgb_t("gt")
-
-
 @register_metric(higher_is_better=False)
 class Mse(Metric):
     name = "mse"
@@ -131,7 +130,7 @@ class Mse(Metric):
     definition = "MSE: mean over H x W x 3 of (pred - gt)^2 on uint8 sRGB (units: uint8 levels squared); mean over images."
 
     def image_stats(self, batch: EvalBatch) -> np.ndarray:
-        return batch.cached("mse", lambda: mse_t(*_pair(batch))).numpy()[:, None]
+        return batch.cached("mse", lambda: mse(batch.pred_rgb, batch.gt_rgb))[:, None]
 
 
 @register_metric(higher_is_better=True)
@@ -144,7 +143,7 @@ class Psnr(Metric):
     )
 
     def image_stats(self, batch: EvalBatch) -> np.ndarray:
-        return psnr_from_mse(batch.cached("mse", lambda: mse_t(*_pair(batch)))).numpy()[:, None]
+        return psnr_from_mse(batch.cached("mse", lambda: mse(batch.pred_rgb, batch.gt_rgb)))[:, None]
 
 
 @register_metric(higher_is_better=True)
@@ -158,7 +157,7 @@ class Ssim(Metric):
     )
 
     def image_stats(self, batch: EvalBatch) -> np.ndarray:
-        return ssim_t(*_pair(batch)).numpy()[:, None]
+        return ssim_t(batch.rgb_t("pred"), batch.rgb_t("gt")).numpy()[:, None]
 
 
-__all__ = ["PSNR_CAP_DB", "mse", "psnr", "ssim", "mse_t", "psnr_from_mse", "ssim_t", "Mse", "Psnr", "Ssim"]
+__all__ = ["PSNR_CAP_DB", "mse", "psnr", "ssim", "psnr_from_mse", "ssim_t", "Mse", "Psnr", "Ssim"]
