@@ -366,16 +366,16 @@ def test_leaderboard_sorting_filtering_and_plain_message_when_empty(ctx):
 @pytest.mark.timeout(300)
 def test_leaderboard_tab_on_real_results_shows_intervals_fooled_and_plots(ctx, tmp_path):
     """Results written by the benchmark runner and the leaderboard build, read by the tab."""
-    import json
-
     from colorbench.bench.runner import BenchConfig, run_benchmark
     from colorbench.leaderboard import build_leaderboard
     from space.tabs import leaderboard as lb
 
     run_benchmark(BenchConfig(models=["ground_truth", "gray"], metrics=["auc"], out=str(ctx.results_dir),
                               cache=None, size=64, n_boot=50, progress=False))
-    (ctx.results_dir / "study").mkdir()
-    (ctx.results_dir / "study" / "fooled.json").write_text(json.dumps({"gray": {"rate": 0.1, "se": 0.02, "n": 30}}))
+    from colorbench.study.stats import write_fooled  # the study's own writer (rate, se in percent)
+
+    write_fooled({"gray": {"rate": 10.0, "se": 2.0, "n_participants": 30, "n_judgments": 1200}},
+                 ctx.results_dir / "study" / "fooled.json")
     build_leaderboard(ctx.results_dir)
 
     table, msg, dataset, columns, sort_by, plots, models = lb.LeaderboardHandlers(ctx).refresh(None, None, "", None)
@@ -384,7 +384,7 @@ def test_leaderboard_tab_on_real_results_shows_intervals_fooled_and_plots(ctx, t
     assert list(df["model"]) == ["ground_truth", "gray"]
     gray = df.set_index("model").loc["gray"]
     assert "±" in gray["auc ↑"]  # the interval is shown
-    assert gray["fooled ↑"].startswith("10.0%")
+    assert gray["fooled ↑"].startswith("10.0%") and "n=30" in gray["fooled ↑"]
     assert "fooled ↑" in columns["choices"]
     captions = [c for _, c in plots["value"]]
     assert any("cumulative" in c for c in captions) and any(c.endswith(": auc") for c in captions)

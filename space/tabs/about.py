@@ -34,7 +34,7 @@ PLAIN: Dict[str, str] = {
     "acc_v": "Hwang & Zhou's per-channel accuracy on the CIELUV v channel.",
     "fooled": "The human Colorization Turing test: in pairs of the real photo and a model's colorization of "
               "its grayscale, the share of pairs where people picked the colorization as real. 50% would be "
-              "indistinguishable. Interval: bootstrap over participants.",
+              "indistinguishable. The ± is its bootstrap standard error over participants.",
 }
 
 

@@ -155,7 +155,10 @@ class LeaderboardHandlers:
                + (f" on **{ds}**" if ds != ALL else f" over {len(datasets)} dataset(s)")
                + ". Cells: value ± half-width of the 95% bootstrap interval over images; "
                "↑ higher is better, ↓ lower is better.")
-        if not any(c.startswith("fooled") for c in mcols):
+        if any(c.startswith("fooled") for c in mcols):
+            msg += " *fooled*: share of Turing-test pairs where people took the colorization for the real photo, " \
+                   "± its bootstrap standard error over participants."
+        else:
             msg += " The human *fooled* rate appears once the Turing test has results."
         plots = plot_files(self.ctx.results_dir, datasets if ds == ALL else [ds])
         return (gr.update(value=table, visible=True), msg, gr.update(choices=[ALL] + datasets, value=ds),
