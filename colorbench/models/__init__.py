@@ -15,6 +15,11 @@ from ..registry import Registry
 _FAMILIES = [
     "colorbench.models.baselines",
     "colorbench.models.zhang",
+    "colorbench.models.lite",
+    "colorbench.models.klefbom",
+    "colorbench.models.hwang",
+    "colorbench.models.pix2pix",
+    "colorbench.models.eccv16_train",
 ]
 
 MODELS = Registry("model", _FAMILIES)
