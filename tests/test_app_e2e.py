@@ -358,6 +358,7 @@ def test_leaderboard_sorting_filtering_and_plain_message_when_empty(ctx):
     assert list(lb.sort_frame(df, "auc ↑")["model"]) == ["ground_truth", "eccv16", "gray", "random"]
     assert list(lb.sort_frame(df, "lpips ↓")["model"]) == ["eccv16", "gray", "random", "ground_truth"]
     assert lb.cell_number("∞") == float("inf") and lb.cell_number("-0.5 ± 0.1") == -0.5
+    assert lb.has_values(df, "lpips ↓") and not lb.has_values(df.assign(x=["—"] * 4), "x")
     out = lb.filter_frame(df, ["lpips ↓"], "BASE", "lpips ↓")
     assert list(out.columns) == ["dataset", "model", "type", "lpips ↓"]
     assert list(out["model"]) == ["gray", "random"]
@@ -387,7 +388,7 @@ def test_leaderboard_tab_on_real_results_shows_intervals_fooled_and_plots(ctx, t
     assert gray["fooled ↑"].startswith("10.0%") and "n=30" in gray["fooled ↑"]
     assert "fooled ↑" in columns["choices"]
     captions = [c for _, c in plots["value"]]
-    assert any("cumulative" in c for c in captions) and any(c.endswith(": auc") for c in captions)
+    assert "cumulative" in captions[0] and captions[1].endswith(": auc")  # curves, then the table's order
     assert all(Path(p).is_file() for p, _ in plots["value"])
     assert "**gray**" in models and "ECCV 2016" in models
 

@@ -89,22 +89,29 @@ def datasets_in(df: pd.DataFrame) -> List[str]:
     return sorted(df["dataset"].astype(str).unique()) if "dataset" in df.columns and not df.empty else []
 
 
-def plot_files(results_dir: Path, datasets: Sequence[str]) -> List[Tuple[str, str]]:
-    """(path, caption) of the curve plot then the metric bar charts of each dataset."""
+def plot_files(results_dir: Path, datasets: Sequence[str], order: Sequence[str] = ()) -> List[Tuple[str, str]]:
+    """(path, caption) of the curve plot, then the metric bar charts of each dataset in
+    the table's column ``order`` (metric names; others alphabetically after)."""
+    rank = {m: i for i, m in enumerate(order)}
     out: List[Tuple[str, str]] = []
     for ds in datasets:
         folder = Path(results_dir) / ds
         if not folder.is_dir():
             continue
-        curves = sorted(folder.glob("auc_curves_*.png"))
-        bars = sorted(folder.glob("metric_*.png"))
-        for p in curves:
+        for p in sorted(folder.glob("auc_curves_*.png")):
             out.append((str(p), f"{ds}: cumulative ab-error curves"))
-        for p in bars:
+        bars = []
+        for p in folder.glob("metric_*.png"):
             name = p.stem[len("metric_"):]
             name = name[: -len(ds) - 1] if name.endswith("_" + ds) else name
-            out.append((str(p), f"{ds}: {name}"))
+            bars.append((rank.get(name, len(rank)), name, str(p)))
+        out.extend((p, f"{ds}: {name}") for _, name, p in sorted(bars))
     return out
+
+
+def has_values(df: pd.DataFrame, column: str) -> bool:
+    """True when some cell of a display column holds a number (not only ``—``)."""
+    return bool(df[column].map(lambda v: not math.isnan(cell_number(v))).any())
 
 
 def models_markdown(models: Sequence[str]) -> str:
@@ -144,9 +151,10 @@ class LeaderboardHandlers:
         if ds != ALL:
             df = df.drop(columns="dataset")
         mcols = metric_columns(full)
-        chosen = mcols if columns is None else [c for c in columns if c in mcols]
+        shown = [c for c in mcols if has_values(df, c)]  # by default, hide metrics missing everywhere
+        chosen = shown if columns is None else [c for c in columns if c in mcols]
         if columns and not chosen:  # columns of another dataset: show this one's
-            chosen = mcols
+            chosen = shown
         sort_choices = ["model", *mcols]
         sort = sort_by if sort_by in sort_choices else None
         table = filter_frame(df, chosen, search, sort)
@@ -160,7 +168,8 @@ class LeaderboardHandlers:
                    "± its bootstrap standard error over participants."
         else:
             msg += " The human *fooled* rate appears once the Turing test has results."
-        plots = plot_files(self.ctx.results_dir, datasets if ds == ALL else [ds])
+        plots = plot_files(self.ctx.results_dir, datasets if ds == ALL else [ds],
+                           order=[c.rsplit(" ", 1)[0] for c in mcols])
         return (gr.update(value=table, visible=True), msg, gr.update(choices=[ALL] + datasets, value=ds),
                 gr.update(choices=mcols, value=chosen, visible=True), gr.update(choices=sort_choices, value=sort),
                 gr.update(value=plots, visible=bool(plots)),
