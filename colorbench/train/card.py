@@ -50,7 +50,8 @@ def write_card(path: Path, *, name: str, model: str, description: str, paper: st
         f"- Crops {config['size']}x{config['size']} (random resized crops, flips, small rotations, L-only "
         f"gamma/contrast jitter), batch {config['batch_size']}, {config.get('steps_done')} steps, "
         f"lr {config['lr']} (warm-up, cosine), seed {config['seed']}.",
-        f"- Wall time: {minutes:.1f} min on 2 CPU threads (shared machine), torch {config.get('torch', '')}.",
+        f"- Wall time: {minutes:.1f} min on {config.get('threads', 2)} CPU thread(s) of a 2-core machine shared with "
+        f"other jobs (load average often above 10), torch {config.get('torch', '')}.",
         f"- Loss curves: `{weights.stem}_loss.csv`, `{weights.stem}_loss.png`; full config `{weights.stem}.json`.",
         "- This is a small CPU training run on a small offline corpus; it is not comparable to models "
         "trained on ImageNet for days.",
