@@ -238,11 +238,16 @@ class _Exploit:
         return (open, (self.target, "w"))
 
 
-def test_pickle_checkpoints_are_never_executed(tmp_path):
+@pytest.mark.parametrize("writer", ["pickle", "torch.save"])
+def test_pickle_checkpoints_are_never_executed(tmp_path, writer):
     target = tmp_path / "pwned.txt"
     evil = tmp_path / "evil.pth"
-    with open(evil, "wb") as f:
-        pickle.dump({"state_dict": {"w": _Exploit(str(target))}}, f)
+    payload = {"state_dict": {"w": _Exploit(str(target))}}
+    if writer == "pickle":
+        with open(evil, "wb") as f:
+            pickle.dump(payload, f)
+    else:
+        torch.save(payload, evil)
     assert not target.exists()
     with pytest.raises(WeightsCorrupted):
         load_state_dict(evil)
