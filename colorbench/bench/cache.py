@@ -26,7 +26,7 @@ import numpy as np
 log = logging.getLogger(__name__)
 
 #: bump when the prediction path changes in a way that alters pixels
-PIPELINE_VERSION = "1"
+PIPELINE_VERSION = "2"  # 2: model input = L of the bicubic-resized RGB (was resized L)
 
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 _PNG_END = b"IEND\xaeB`\x82"

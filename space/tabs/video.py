@@ -99,7 +99,7 @@ def colorize_video(src: str, dst: str, model: str, *, T: Optional[float] = None,
     import av
     import torch
 
-    from colorbench.pipeline import get_model, lightness, predict_ab, recombine, resize_l
+    from colorbench.pipeline import get_model, lightness, model_input, predict_ab, recombine
 
     if not 0.0 <= smoothing < 1.0:
         raise ValueError("smoothing must be in [0, 1)")
@@ -137,7 +137,7 @@ def colorize_video(src: str, dst: str, model: str, *, T: Optional[float] = None,
             if not batch:
                 return
             Ls = [lightness(f) for f in batch]
-            Lsmall = torch.cat([resize_l(L, size) for L in Ls])
+            Lsmall = torch.cat([model_input(f, size) for f in batch])
             ab = predict_ab(net, Lsmall, T=Tm)
             for i in range(ab.shape[0]):
                 cur = ab[i : i + 1]
