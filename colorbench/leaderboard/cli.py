@@ -25,7 +25,7 @@ import sys
 
 HOOKS = {
     "publish": ("colorbench.leaderboard.publish", "publish results to a local folder or a hub dataset"),
-    "submit": ("colorbench.leaderboard.submissions", "submit a results JSON to the leaderboard"),
+    "submit": ("colorbench.leaderboard.submissions", "submit a model: safetensors checkpoint, hub model id or predictions zip"),
     "worker": ("colorbench.leaderboard.submissions", "process queued leaderboard submissions"),
 }
 
