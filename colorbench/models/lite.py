@@ -122,7 +122,8 @@ class LiteColorizer(Colorizer):
     def encoder_input(self, L: torch.Tensor) -> torch.Tensor:
         """L in [0, 100] -> 3 identical channels normalised as the encoder expects (mean 0.5, std 0.5)."""
         x = (L / 100.0 - 0.5) / 0.5
-        return x.expand(-1, 3, -1, -1)
+        # channels-last lets oneDNN run the depthwise convolutions (about 1.5x faster on CPU)
+        return x.expand(-1, 3, -1, -1).contiguous(memory_format=torch.channels_last)
 
     def _features(self, L: torch.Tensor):
         f2, f4, f8, f16, f32 = self.encoder(self.encoder_input(L))
@@ -157,7 +158,7 @@ class LiteColorizer(Colorizer):
         z, f4 = self._features(L)
         ab = self._refine(self.decode(z, T), f4, L)
         ab = F.interpolate(ab, size=L.shape[-2:], mode="bilinear", align_corners=False)
-        return ab.clamp(-color.AB_MAX, color.AB_MAX)
+        return ab.clamp(-color.AB_MAX, color.AB_MAX).contiguous()
 
     # -- training ---------------------------------------------------------------
     def freeze_encoder(self, trainable_from: Optional[int] = None) -> None:
@@ -197,9 +198,10 @@ class LiteColorizer(Colorizer):
                 description="The app's offline default. An ImageNet-pretrained EfficientNet-Lite0 encoder on L "
                             "(replicated to three channels) with a light U-Net decoder predicting 313 ab bins at 1/8 "
                             "resolution, locally smoothed, decoded by the annealed mean and refined at 1/4. Trained on this project's "
-                            "small offline corpus on a CPU in under an hour, so its colours are cautious; the "
+                            "small offline corpus (248 photos) on a CPU in under an hour, so many colours are missing or wrong; the "
                             "published ECCV16/SIGGRAPH17 weights give better colours where they can be downloaded.")
 def colorbench_lite0(pretrained=False, temperature: float = 0.42, encoder_pretrained: bool = False,
                      **kwargs) -> LiteColorizer:
     model = LiteColorizer(temperature=temperature, encoder_pretrained=encoder_pretrained and not pretrained, **kwargs)
-    return model.load_pretrained(LITE0_WEIGHTS, pretrained)
+    model.load_pretrained(LITE0_WEIGHTS, pretrained)
+    return model.to(memory_format=torch.channels_last)

@@ -89,7 +89,8 @@ def contact_sheet(models: Sequence[Union[str, torch.nn.Module]], labels: Sequenc
     H = cap + rows * (size + cap + pad) + pad
     sheet = Image.new("RGB", (W, H), (255, 255, 255))
     draw = ImageDraw.Draw(sheet)
-    draw.text((pad, 1), "  |  ".join(names) + "   (builtin evaluation set, never trained on)", fill=(0, 0, 0))
+    note = "   (builtin evaluation set, never trained on)" if dataset == "builtin" else f"   ({dataset})"
+    draw.text((pad, 1), "  |  ".join(names) + note, fill=(0, 0, 0))
     for i in range(n):
         r, c = divmod(i, per_row)
         x0 = pad + c * (cell_w + pad)
