@@ -161,3 +161,24 @@ def test_a_few_steps_reduce_the_loss_on_a_fixed_batch(name):
         default_train_step(model, L, ab, opts)
     after = loss_now()
     assert after < before, (before, after)
+
+
+def test_every_shipped_weights_file_is_listed_hashed_carded_and_loads_by_name():
+    from colorbench.weights import read_manifest, sha256_file, weights_dir
+
+    folder = weights_dir()
+    manifest = read_manifest(folder)
+    files = sorted(p.name for p in folder.glob("*.safetensors"))
+    for fname in files:
+        assert fname in manifest, f"{fname} is not in manifest.json"
+        assert sha256_file(folder / fname) == manifest[fname]["sha256"], fname
+        assert (folder / fname.replace(".safetensors", ".md")).is_file(), f"no model card for {fname}"
+        assert (folder / fname).stat().st_size < 40e6
+    loaded = []
+    for name in list_models():
+        spec = model_info(name).get("weights")
+        if spec is not None and spec.filename in files:
+            model = create_model(name, pretrained=True)
+            assert model.weights_id == manifest[spec.filename]["sha256"][:16]
+            loaded.append(name)
+    assert "colorbench_lite0" in loaded or "colorbench_lite0.safetensors" not in files
