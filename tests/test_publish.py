@@ -12,6 +12,7 @@ import yaml
 from colorbench.bench.runner import results_path
 from colorbench.bench.schema import dumps, validate_results
 from colorbench.leaderboard import publish as pub
+from colorbench.leaderboard import publish_cli
 from colorbench.leaderboard.publish_hub import HubUnavailable, ensure_hub_reachable
 
 IDS = ["a", "b", "c"]
@@ -168,7 +169,7 @@ def test_republish_drops_configs_that_disappeared(tmp_path, results):
 def test_nothing_to_publish(tmp_path, capsys):
     with pytest.raises(pub.PublishError, match="no valid results"):
         pub.publish(str(tmp_path / "out"), tmp_path / "empty")
-    assert pub.cli_main("publish", ["--to", str(tmp_path / "out"), "--results", str(tmp_path / "empty")]) == 2
+    assert publish_cli.cli_main("publish", ["--to", str(tmp_path / "out"), "--results", str(tmp_path / "empty")]) == 2
     assert "no valid results" in capsys.readouterr().err
 
 
@@ -186,7 +187,7 @@ def test_publish_to_hub_offline_fails_at_once(tmp_path, results, monkeypatch, ca
     t0 = time.monotonic()
     with pytest.raises(HubUnavailable, match="not reachable"):
         pub.publish("someone/colorbench-results", root)
-    rc = pub.cli_main("publish", ["--to", "hf://datasets/someone/colorbench-results", "--results", str(root)])
+    rc = publish_cli.cli_main("publish", ["--to", "hf://datasets/someone/colorbench-results", "--results", str(root)])
     assert time.monotonic() - t0 < 10
     assert rc == 2
     assert "Hugging Face Hub is not reachable" in capsys.readouterr().err

@@ -7,9 +7,9 @@ written separately; each is imported only when its sub-verb runs:
 =========  ===================================  ======================================
 sub-verb   module                               called as
 =========  ===================================  ======================================
-publish    ``colorbench.leaderboard.publish``      ``cli_main("publish", argv) -> int``
-submit     ``colorbench.leaderboard.submissions``  ``cli_main("submit", argv) -> int``
-worker     ``colorbench.leaderboard.submissions``  ``cli_main("worker", argv) -> int``
+publish    ``colorbench.leaderboard.publish_cli``  ``cli_main("publish", argv) -> int``
+submit     ``colorbench.leaderboard.submit_cli``   ``cli_main("submit", argv) -> int``
+worker     ``colorbench.leaderboard.submit_cli``   ``cli_main("worker", argv) -> int``
 =========  ===================================  ======================================
 
 ``argv`` is everything after the sub-verb (``--help`` included), so each module
@@ -24,9 +24,9 @@ import importlib
 import sys
 
 HOOKS = {
-    "publish": ("colorbench.leaderboard.publish", "publish results to a local folder or a hub dataset"),
-    "submit": ("colorbench.leaderboard.submissions", "submit a model: safetensors checkpoint, hub model id or predictions zip"),
-    "worker": ("colorbench.leaderboard.submissions", "process queued leaderboard submissions"),
+    "publish": ("colorbench.leaderboard.publish_cli", "publish results to a local folder or a hub dataset"),
+    "submit": ("colorbench.leaderboard.submit_cli", "submit a model: safetensors checkpoint, hub model id or predictions zip"),
+    "worker": ("colorbench.leaderboard.submit_cli", "process queued leaderboard submissions"),
 }
 
 
