@@ -6,8 +6,8 @@ import torch: the public names below are resolved on first use.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from ._lazy import lazy_api
+
 
 __version__ = "0.1.0"
 
@@ -28,13 +28,4 @@ _API = {
 __all__ = ["__version__", *_API]
 
 
-def __getattr__(name: str) -> Any:
-    if name in _API:
-        value = getattr(importlib.import_module(_API[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'colorbench' has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_api(__name__, _API, globals())

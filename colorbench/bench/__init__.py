@@ -11,8 +11,8 @@ Importing this package imports nothing heavy: the names below resolve on first u
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from .._lazy import lazy_api
+
 
 _API = {
     "BenchConfig": "colorbench.bench.runner",
@@ -28,13 +28,4 @@ _API = {
 __all__ = list(_API)
 
 
-def __getattr__(name: str) -> Any:
-    if name in _API:
-        value = getattr(importlib.import_module(_API[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'colorbench.bench' has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_api(__name__, _API, globals())

@@ -7,7 +7,8 @@ this package imports neither pandas nor matplotlib; they load on first use.
 
 from __future__ import annotations
 
-import importlib
+from .._lazy import lazy_api
+
 import logging
 import os
 from pathlib import Path
@@ -63,13 +64,4 @@ def build_leaderboard(results_dir: Union[str, os.PathLike] = "results",
     return written
 
 
-def __getattr__(name: str) -> Any:
-    if name in _API:
-        value = getattr(importlib.import_module(_API[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'colorbench.leaderboard' has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_api(__name__, _API, globals())

@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional
 
+from .._sqlite import immediate_transaction
+
 __all__ = ["PENDING", "RUNNING", "FINISHED", "FAILED", "STATUSES", "Submission", "SubmissionQueue"]
 
 PENDING, RUNNING, FINISHED, FAILED = "PENDING", "RUNNING", "FINISHED", "FAILED"
@@ -131,13 +133,8 @@ class SubmissionQueue:
     def _tx(self) -> Iterator[sqlite3.Connection]:
         """An immediate (write-locked) transaction."""
         con = self._connect()
-        con.execute("BEGIN IMMEDIATE")
-        try:
+        with immediate_transaction(con):
             yield con
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
-        con.execute("COMMIT")
 
     def close(self) -> None:
         con = getattr(self._local, "con", None)

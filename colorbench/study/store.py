@@ -31,6 +31,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
+from .._sqlite import immediate_transaction
+
 __all__ = ["Store", "Refused", "SCHEMA_VERSION", "TrialRow"]
 
 SCHEMA_VERSION = 1
@@ -165,13 +167,8 @@ class Store:
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """``BEGIN IMMEDIATE`` ... ``COMMIT`` (rolled back on any exception)."""
         con = self.connection()
-        con.execute("BEGIN IMMEDIATE")
-        try:
+        with immediate_transaction(con):
             yield con
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
-        con.execute("COMMIT")
 
     def _migrate(self, con: sqlite3.Connection) -> None:
         con.execute("BEGIN IMMEDIATE")
